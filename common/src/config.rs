@@ -1,0 +1,320 @@
+//! Configuration shared by every binary.
+//!
+//! Precedence: command-line flag > environment variable > `lakehouse.toml` >
+//! built-in defaults. Flags and environment variables are both handled by
+//! clap (`ConfigArgs`, flattened into each binary's CLI); the file and the
+//! defaults by serde (`Settings`).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// Name of the optional configuration file looked up in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "lakehouse.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Resolved configuration of the whole stack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Folder for the local stack's state: broker storage, PostgreSQL cluster, pid files.
+    pub state_dir: PathBuf,
+    /// Root of the Parquet data lake.
+    pub data_lake_dir: PathBuf,
+    /// Root of the log folders (one sub-folder per component).
+    pub log_dir: PathBuf,
+    pub kafka: KafkaSettings,
+    pub postgres: PostgresSettings,
+    pub topics: TopicSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers of an external Kafka cluster; when set, no local broker is started.
+    pub bootstrap: Option<String>,
+    /// Port of the local broker.
+    pub port: u16,
+    /// Path of the `tansu` binary; looked up on PATH and in ~/.cargo/bin when unset.
+    pub broker_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// URL of an external PostgreSQL database; when set, no local cluster is started.
+    pub url: Option<String>,
+    /// Port of the local cluster.
+    pub port: u16,
+    /// Folder holding `initdb`, `postgres`, `pg_ctl`; found with `pg_config --bindir` when unset.
+    pub bin_dir: Option<PathBuf>,
+    /// Warehouse database created in the local cluster.
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSettings {
+    pub transaction_log: String,
+    /// Partitions of every topic the stack creates.
+    pub partitions: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(".lakehouse"),
+            data_lake_dir: PathBuf::from("data_lake"),
+            log_dir: PathBuf::from("log"),
+            kafka: KafkaSettings::default(),
+            postgres: PostgresSettings::default(),
+            topics: TopicSettings::default(),
+        }
+    }
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap: None,
+            port: 9092,
+            broker_bin: None,
+        }
+    }
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            port: 15432,
+            bin_dir: None,
+            database: "lakehouse".to_string(),
+        }
+    }
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            transaction_log: crate::topics::TRANSACTION_LOG.to_string(),
+            partitions: 3,
+        }
+    }
+}
+
+/// Configuration flags common to every binary; each is also an environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML). Defaults to ./lakehouse.toml when it exists.
+    #[arg(long, env = "LAKEHOUSE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Folder for the local stack's state (broker data, PostgreSQL cluster, pid files).
+    #[arg(long, env = "LAKEHOUSE_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Root folder of the Parquet data lake.
+    #[arg(long, env = "LAKEHOUSE_DATA_LAKE_DIR", global = true)]
+    pub data_lake_dir: Option<PathBuf>,
+    /// Root folder of the log files.
+    #[arg(long, env = "LAKEHOUSE_LOG_DIR", global = true)]
+    pub log_dir: Option<PathBuf>,
+    /// Bootstrap servers of an external Kafka; skips the local broker.
+    #[arg(long, env = "LAKEHOUSE_KAFKA_BOOTSTRAP", global = true)]
+    pub kafka_bootstrap: Option<String>,
+    /// Port of the local broker.
+    #[arg(long, env = "LAKEHOUSE_KAFKA_PORT", global = true)]
+    pub kafka_port: Option<u16>,
+    /// URL of an external PostgreSQL database; skips the local cluster.
+    #[arg(long, env = "LAKEHOUSE_POSTGRES_URL", global = true)]
+    pub postgres_url: Option<String>,
+    /// Port of the local PostgreSQL cluster.
+    #[arg(long, env = "LAKEHOUSE_POSTGRES_PORT", global = true)]
+    pub postgres_port: Option<u16>,
+    /// Partitions of the topics the stack creates.
+    #[arg(long, env = "LAKEHOUSE_PARTITIONS", global = true)]
+    pub partitions: Option<i32>,
+}
+
+impl ConfigArgs {
+    /// Resolves the configuration: these flags (or their environment
+    /// variables) over the file over the defaults.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let explicit = self.config.as_deref();
+        let default_file = Path::new(DEFAULT_CONFIG_FILE);
+        let mut settings = match explicit {
+            Some(path) => Settings::from_file(path)?,
+            None if default_file.exists() => Settings::from_file(default_file)?,
+            None => Settings::default(),
+        };
+        self.apply_to(&mut settings);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply_to(&self, s: &mut Settings) {
+        if let Some(v) = &self.state_dir {
+            s.state_dir = v.clone();
+        }
+        if let Some(v) = &self.data_lake_dir {
+            s.data_lake_dir = v.clone();
+        }
+        if let Some(v) = &self.log_dir {
+            s.log_dir = v.clone();
+        }
+        if let Some(v) = &self.kafka_bootstrap {
+            s.kafka.bootstrap = Some(v.clone());
+        }
+        if let Some(v) = self.kafka_port {
+            s.kafka.port = v;
+        }
+        if let Some(v) = &self.postgres_url {
+            s.postgres.url = Some(v.clone());
+        }
+        if let Some(v) = self.postgres_port {
+            s.postgres.port = v;
+        }
+        if let Some(v) = self.partitions {
+            s.topics.partitions = v;
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.topics.partitions < 1 {
+            return Err(ConfigError::Invalid(format!(
+                "topics.partitions must be at least 1, got {}",
+                self.topics.partitions
+            )));
+        }
+        if self.kafka.bootstrap.as_deref() == Some("") {
+            return Err(ConfigError::Invalid(
+                "kafka.bootstrap is empty; leave it unset to use the local broker".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the stack must start its own broker.
+    pub fn runs_local_broker(&self) -> bool {
+        self.kafka.bootstrap.is_none()
+    }
+
+    /// True when the stack must start its own PostgreSQL cluster.
+    pub fn runs_local_postgres(&self) -> bool {
+        self.postgres.url.is_none()
+    }
+
+    /// Kafka bootstrap servers: the external cluster, or the local broker.
+    pub fn kafka_bootstrap(&self) -> String {
+        self.kafka
+            .bootstrap
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.kafka.port))
+    }
+
+    /// Folder of the local broker's storage.
+    pub fn broker_state_dir(&self) -> PathBuf {
+        self.state_dir.join("broker")
+    }
+
+    /// Folder of the local PostgreSQL cluster (data folder, socket, password).
+    pub fn postgres_state_dir(&self) -> PathBuf {
+        self.state_dir.join("postgres")
+    }
+
+    /// Log folder of one component.
+    pub fn component_log_dir(&self, component: &str) -> PathBuf {
+        self.log_dir.join(component)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_given() {
+        let s = Settings::default();
+        assert_eq!(s.kafka_bootstrap(), "127.0.0.1:9092");
+        assert!(s.runs_local_broker() && s.runs_local_postgres());
+        assert_eq!(s.topics.transaction_log, "transaction_log");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_keeps_the_rest() {
+        let s = Settings::from_toml("[kafka]\nport = 19092\n[topics]\npartitions = 6\n").unwrap();
+        assert_eq!(s.kafka.port, 19092);
+        assert_eq!(s.topics.partitions, 6);
+        assert_eq!(s.postgres.port, 15432);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let err = Settings::from_toml("[kafka]\nprot = 1\n").unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn flag_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lakehouse.toml");
+        std::fs::write(&file, "[kafka]\nport = 19092\nbootstrap = \"file:9092\"\n").unwrap();
+        let cli = Cli::parse_from([
+            "x",
+            "--config",
+            file.to_str().unwrap(),
+            "--kafka-port",
+            "29092",
+        ]);
+        let s = cli.config.resolve().unwrap();
+        assert_eq!(s.kafka.port, 29092);
+        assert_eq!(s.kafka.bootstrap.as_deref(), Some("file:9092"));
+        assert!(!s.runs_local_broker());
+    }
+
+    #[test]
+    fn invalid_partition_count_is_reported() {
+        let mut s = Settings::default();
+        s.topics.partitions = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("partitions"));
+    }
+}

@@ -1,0 +1,144 @@
+//! Kafka helpers on top of librdkafka: client configuration, readiness,
+//! topic creation and offsets for lag.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("Kafka at {bootstrap} did not answer within {waited:?}: {last_error}")]
+    Unreachable {
+        bootstrap: String,
+        waited: Duration,
+        last_error: String,
+    },
+    #[error("cannot create topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error(transparent)]
+    Client(#[from] rdkafka::error::KafkaError),
+}
+
+/// Base client configuration for every component.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        // The local broker listens on IPv4 loopback; avoid a slow IPv6 attempt first.
+        .set("broker.address.family", "v4")
+        .set("log_level", "3");
+    config
+}
+
+/// A topic the system needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+        }
+    }
+}
+
+/// Waits until the broker answers a metadata request.
+pub fn wait_until_ready(bootstrap: &str, timeout: Duration) -> Result<(), KafkaError> {
+    let started = Instant::now();
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("socket.connection.setup.timeout.ms", "1000")
+        .create()?;
+    let mut last_error = String::from("no answer");
+    while started.elapsed() < timeout {
+        match consumer.fetch_metadata(None, Duration::from_millis(1000)) {
+            Ok(metadata) if !metadata.brokers().is_empty() => return Ok(()),
+            Ok(_) => last_error = "metadata lists no broker".into(),
+            Err(e) => last_error = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(KafkaError::Unreachable {
+        bootstrap: bootstrap.to_string(),
+        waited: timeout,
+        last_error,
+    })
+}
+
+/// Creates the topics that do not exist yet; existing topics are left as they are.
+pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let existing = existing_topics(bootstrap)?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .filter(|t| !existing.contains(&t.name))
+        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    if new_topics.is_empty() {
+        return Ok(());
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of the topics the broker knows.
+pub fn existing_topics(bootstrap: &str) -> Result<Vec<String>, KafkaError> {
+    let consumer: BaseConsumer = client_config(bootstrap).create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+/// Number of partitions of a topic, or `None` when it does not exist.
+pub fn partition_count(bootstrap: &str, topic: &str) -> Result<Option<i32>, KafkaError> {
+    let consumer: BaseConsumer = client_config(bootstrap).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .filter(|n| *n > 0))
+}
+
+/// Low and high watermark of every partition of a topic.
+pub fn watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let consumer: BaseConsumer = client_config(bootstrap).create()?;
+    let partitions = partition_count(bootstrap, topic)?.unwrap_or(0);
+    (0..partitions)
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            Ok((p, low, high))
+        })
+        .collect()
+}
+
+/// Total number of records currently in a topic (sum of high − low watermarks).
+pub fn record_count(bootstrap: &str, topic: &str) -> Result<i64, KafkaError> {
+    Ok(watermarks(bootstrap, topic)?
+        .iter()
+        .map(|(_, low, high)| high - low)
+        .sum())
+}

@@ -1,0 +1,13 @@
+//! Shared domain code for every lakehouse component: configuration, the
+//! transaction message, topic names, Kafka and PostgreSQL helpers, logging,
+//! and supervision of the local broker and PostgreSQL processes.
+
+pub mod config;
+pub mod kafka;
+pub mod local;
+pub mod logging;
+pub mod postgres;
+pub mod topics;
+pub mod transaction;
+
+pub use config::{ConfigArgs, Settings};

@@ -1,0 +1,369 @@
+//! The transaction message carried by `transaction_log` (SYSTEM.md section 2)
+//! and the value domains of its fields.
+
+use serde::{Deserialize, Serialize};
+
+pub const CURRENCIES: [&str; 6] = ["USD", "EUR", "GBP", "CAD", "JPY", "AUD"];
+pub const TRANSACTION_TYPES: [&str; 4] = ["purchase", "refund", "payment", "withdrawal"];
+pub const STATUSES: [&str; 5] = ["completed", "pending", "failed", "processing", "cancelled"];
+pub const PAYMENT_METHODS: [&str; 6] = [
+    "credit_card",
+    "paypal",
+    "bank_transfer",
+    "apple_pay",
+    "google_pay",
+    "cryptocurrency",
+];
+pub const PRODUCT_CATEGORIES: [&str; 5] =
+    ["electronics", "clothing", "books", "home_goods", "food"];
+
+/// Ten countries with five cities each.
+pub const LOCATIONS: [(&str, [&str; 5]); 10] = [
+    (
+        "USA",
+        ["New York", "Los Angeles", "Chicago", "Houston", "Phoenix"],
+    ),
+    (
+        "Canada",
+        ["Toronto", "Vancouver", "Montreal", "Calgary", "Ottawa"],
+    ),
+    (
+        "UK",
+        ["London", "Manchester", "Birmingham", "Glasgow", "Liverpool"],
+    ),
+    (
+        "Germany",
+        ["Berlin", "Munich", "Hamburg", "Frankfurt", "Cologne"],
+    ),
+    ("France", ["Paris", "Lyon", "Marseille", "Toulouse", "Nice"]),
+    ("Japan", ["Tokyo", "Osaka", "Kyoto", "Yokohama", "Sapporo"]),
+    (
+        "Australia",
+        ["Sydney", "Melbourne", "Brisbane", "Perth", "Adelaide"],
+    ),
+    (
+        "Brazil",
+        [
+            "Sao Paulo",
+            "Rio de Janeiro",
+            "Brasilia",
+            "Salvador",
+            "Fortaleza",
+        ],
+    ),
+    ("India", ["Mumbai", "Delhi", "Bangalore", "Chennai", "Kolkata"]),
+    ("China", ["Beijing", "Shanghai", "Guangzhou", "Shenzhen", "Chengdu"]),
+];
+
+pub const FIRST_NAMES: [&str; 20] = [
+    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
+    "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
+    "Charles", "Karen",
+];
+pub const LAST_NAMES: [&str; 20] = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+];
+pub const STREET_NAMES: [&str; 10] = [
+    "Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Park",
+];
+pub const STREET_SUFFIXES: [&str; 5] = ["Street", "Avenue", "Road", "Boulevard", "Lane"];
+pub const OPERATING_SYSTEMS: [&str; 5] = ["Windows", "macOS", "Linux", "iOS", "Android"];
+pub const BROWSERS: [&str; 5] = ["Chrome", "Firefox", "Safari", "Edge", "Opera"];
+
+pub const USER_ID_RANGE: std::ops::RangeInclusive<u32> = 1000..=9999;
+pub const PRODUCT_ID_RANGE: std::ops::RangeInclusive<u32> = 100..=999;
+/// Amounts in cents, 10.00 to 1000.00.
+pub const AMOUNT_CENTS_RANGE: std::ops::RangeInclusive<u32> = 1_000..=100_000;
+pub const QUANTITY_RANGE: std::ops::RangeInclusive<i32> = 1..=10;
+pub const RATING_RANGE: std::ops::RangeInclusive<i32> = 1..=5;
+pub const DISCOUNT_CODE_RANGE: std::ops::RangeInclusive<u32> = 0..=999;
+
+/// Format of `timestamp_of_reception_log`.
+pub const RECEPTION_TIME_FORMAT: &str = "%d/%m/%Y %H:%M:%S";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transaction {
+    pub transaction_id: String,
+    pub timestamp: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub product_id: String,
+    pub amount: f64,
+    pub currency: String,
+    pub transaction_type: String,
+    pub status: String,
+    pub location: Location,
+    pub payment_method: String,
+    pub product_category: String,
+    pub quantity: i32,
+    pub shipping_address: ShippingAddress,
+    pub device_info: DeviceInfo,
+    pub customer_rating: Option<i32>,
+    pub discount_code: Option<String>,
+    pub tax_amount: f64,
+    pub thread: i32,
+    pub message_number: i64,
+    pub timestamp_of_reception_log: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub city: String,
+    pub country: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingAddress {
+    pub street: String,
+    pub zip: String,
+    pub city: String,
+    pub country: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInfo {
+    pub os: String,
+    pub browser: String,
+    pub ip_address: String,
+}
+
+/// A field whose value lies outside its domain.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field {field}: {reason}")]
+pub struct DomainViolation {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Transaction {
+    /// Checks every field against SYSTEM.md section 2.
+    pub fn validate(&self) -> Result<(), DomainViolation> {
+        let fail = |field: &'static str, reason: String| Err(DomainViolation { field, reason });
+        let in_list = |v: &str, list: &[&str]| list.contains(&v);
+
+        if !is_prefixed_hex(&self.transaction_id, "TXN-", 8) {
+            return fail("transaction_id", format!("{:?} is not TXN-<8 hex>", self.transaction_id));
+        }
+        if chrono::DateTime::parse_from_rfc3339(&self.timestamp).is_err()
+            || !self.timestamp.ends_with('Z')
+        {
+            return fail("timestamp", format!("{:?} is not ISO-8601 UTC", self.timestamp));
+        }
+        if !is_prefixed_number(&self.user_id, "USER-", &USER_ID_RANGE) {
+            return fail("user_id", format!("{:?} is not USER-1000..USER-9999", self.user_id));
+        }
+        let all_names = FIRST_NAMES.iter().chain(LAST_NAMES.iter());
+        if !all_names.clone().any(|n| *n == self.user_name) {
+            return fail("user_name", format!("{:?} is not a known name", self.user_name));
+        }
+        if !is_prefixed_number(&self.product_id, "PROD-", &PRODUCT_ID_RANGE) {
+            return fail("product_id", format!("{:?} is not PROD-100..PROD-999", self.product_id));
+        }
+        if !(10.0..=1000.0).contains(&self.amount) || !has_two_decimals(self.amount) {
+            return fail("amount", format!("{} is not 10.00..1000.00", self.amount));
+        }
+        if !in_list(&self.currency, &CURRENCIES) {
+            return fail("currency", self.currency.clone());
+        }
+        if !in_list(&self.transaction_type, &TRANSACTION_TYPES) {
+            return fail("transaction_type", self.transaction_type.clone());
+        }
+        if !in_list(&self.status, &STATUSES) {
+            return fail("status", self.status.clone());
+        }
+        let Some((_, cities)) = LOCATIONS.iter().find(|(c, _)| *c == self.location.country)
+        else {
+            return fail("location.country", self.location.country.clone());
+        };
+        if !cities.contains(&self.location.city.as_str()) {
+            return fail("location.city", self.location.city.clone());
+        }
+        if !in_list(&self.payment_method, &PAYMENT_METHODS) {
+            return fail("payment_method", self.payment_method.clone());
+        }
+        if !in_list(&self.product_category, &PRODUCT_CATEGORIES) {
+            return fail("product_category", self.product_category.clone());
+        }
+        if !QUANTITY_RANGE.contains(&self.quantity) {
+            return fail("quantity", self.quantity.to_string());
+        }
+        let addr = &self.shipping_address;
+        if addr.zip.len() != 5 || !addr.zip.bytes().all(|b| b.is_ascii_digit()) {
+            return fail("shipping_address.zip", addr.zip.clone());
+        }
+        let Some((_, cities)) = LOCATIONS.iter().find(|(c, _)| *c == addr.country) else {
+            return fail("shipping_address.country", addr.country.clone());
+        };
+        if !cities.contains(&addr.city.as_str()) {
+            return fail("shipping_address.city", addr.city.clone());
+        }
+        if addr.street.is_empty() {
+            return fail("shipping_address.street", "empty".into());
+        }
+        let dev = &self.device_info;
+        if !in_list(&dev.os, &OPERATING_SYSTEMS) {
+            return fail("device_info.os", dev.os.clone());
+        }
+        if !in_list(&dev.browser, &BROWSERS) {
+            return fail("device_info.browser", dev.browser.clone());
+        }
+        if dev.ip_address.parse::<std::net::Ipv4Addr>().is_err() {
+            return fail("device_info.ip_address", dev.ip_address.clone());
+        }
+        if let Some(r) = self.customer_rating {
+            if !RATING_RANGE.contains(&r) {
+                return fail("customer_rating", r.to_string());
+            }
+        }
+        if let Some(code) = &self.discount_code {
+            if !(code.len() == 12
+                && code.starts_with("DISCOUNT-")
+                && code[9..].bytes().all(|b| b.is_ascii_digit()))
+            {
+                return fail("discount_code", code.clone());
+            }
+        }
+        let tax_ok = if self.status == "completed" {
+            let ratio = self.tax_amount / self.amount;
+            has_two_decimals(self.tax_amount) && (0.0495..=0.2005).contains(&ratio)
+        } else {
+            self.tax_amount == 0.0
+        };
+        if !tax_ok {
+            return fail(
+                "tax_amount",
+                format!("{} for amount {} and status {}", self.tax_amount, self.amount, self.status),
+            );
+        }
+        if self.thread < 1 {
+            return fail("thread", self.thread.to_string());
+        }
+        if self.message_number < 1 {
+            return fail("message_number", self.message_number.to_string());
+        }
+        if chrono::NaiveDateTime::parse_from_str(
+            &self.timestamp_of_reception_log,
+            RECEPTION_TIME_FORMAT,
+        )
+        .is_err()
+        {
+            return fail(
+                "timestamp_of_reception_log",
+                self.timestamp_of_reception_log.clone(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn is_prefixed_hex(value: &str, prefix: &str, digits: usize) -> bool {
+    value.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == digits && rest.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+fn is_prefixed_number(value: &str, prefix: &str, range: &std::ops::RangeInclusive<u32>) -> bool {
+    value
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.parse::<u32>().ok())
+        .is_some_and(|n| range.contains(&n))
+}
+
+fn has_two_decimals(value: f64) -> bool {
+    let cents = value * 100.0;
+    (cents - cents.round()).abs() < 1e-6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Transaction {
+        Transaction {
+            transaction_id: "TXN-0A1B2C3D".into(),
+            timestamp: "2026-11-01T10:00:00.000Z".into(),
+            user_id: "USER-1234".into(),
+            user_name: "Mary".into(),
+            product_id: "PROD-555".into(),
+            amount: 120.5,
+            currency: "EUR".into(),
+            transaction_type: "purchase".into(),
+            status: "completed".into(),
+            location: Location {
+                city: "Paris".into(),
+                country: "France".into(),
+            },
+            payment_method: "paypal".into(),
+            product_category: "books".into(),
+            quantity: 3,
+            shipping_address: ShippingAddress {
+                street: "12 Oak Street".into(),
+                zip: "75001".into(),
+                city: "Lyon".into(),
+                country: "France".into(),
+            },
+            device_info: DeviceInfo {
+                os: "Linux".into(),
+                browser: "Firefox".into(),
+                ip_address: "10.1.2.3".into(),
+            },
+            customer_rating: None,
+            discount_code: Some("DISCOUNT-042".into()),
+            tax_amount: 12.05,
+            thread: 1,
+            message_number: 1,
+            timestamp_of_reception_log: "24/11/2026 07:47:40".into(),
+        }
+    }
+
+    #[test]
+    fn sample_is_valid() {
+        sample().validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_domain_values_are_caught() {
+        let mut t = sample();
+        t.amount = 1000.01;
+        assert_eq!(t.validate().unwrap_err().field, "amount");
+        let mut t = sample();
+        t.location.city = "Tokyo".into();
+        assert_eq!(t.validate().unwrap_err().field, "location.city");
+        let mut t = sample();
+        t.status = "pending".into();
+        assert_eq!(t.validate().unwrap_err().field, "tax_amount");
+        let mut t = sample();
+        t.transaction_id = "TXN-XYZ".into();
+        assert_eq!(t.validate().unwrap_err().field, "transaction_id");
+    }
+
+    #[test]
+    fn nulls_round_trip_as_json_null() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert!(json["customer_rating"].is_null());
+        assert_eq!(json["location"]["city"], "Paris");
+    }
+}
