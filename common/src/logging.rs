@@ -50,7 +50,10 @@ pub fn init(component: &str, log_dir: &Path, stderr_level: Option<&str>) -> LogG
         }
         Err(e) => {
             let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
-            tracing::warn!("cannot write logs under {}: {e}; logging to stderr only", folder.display());
+            tracing::warn!(
+                "cannot write logs under {}: {e}; logging to stderr only",
+                folder.display()
+            );
             LogGuard { _file: None }
         }
     }

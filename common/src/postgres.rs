@@ -39,7 +39,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Opens one connection, retrying until the server accepts it or `timeout` passes.
-pub async fn connect_with_retry(url: &str, timeout: Duration) -> Result<PgConnection, PostgresError> {
+pub async fn connect_with_retry(
+    url: &str,
+    timeout: Duration,
+) -> Result<PgConnection, PostgresError> {
     let started = Instant::now();
     let options: PgConnectOptions = url.parse()?;
     let options = options.disable_statement_logging();
@@ -69,15 +72,23 @@ pub async fn pool(url: &str, max_connections: u32) -> Result<PgPool, PostgresErr
 }
 
 /// Creates `database` when it does not exist, connecting through `admin_url`.
-pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Result<(), PostgresError> {
-    if database.is_empty() || !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+pub async fn create_database_if_missing(
+    admin_url: &str,
+    database: &str,
+) -> Result<(), PostgresError> {
+    if database.is_empty()
+        || !database
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err(PostgresError::InvalidName(database.to_string()));
     }
     let mut conn = connect_with_retry(admin_url, Duration::from_secs(10)).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(database)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // Identifiers cannot be bound as parameters; the name was checked above.
         sqlx::query(&format!("CREATE DATABASE \"{database}\""))
@@ -90,13 +101,18 @@ pub async fn create_database_if_missing(admin_url: &str, database: &str) -> Resu
 
 /// Drops a database, closing other sessions on it first.
 pub async fn drop_database(admin_url: &str, database: &str) -> Result<(), PostgresError> {
-    if !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !database
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err(PostgresError::InvalidName(database.to_string()));
     }
     let mut conn = connect_with_retry(admin_url, Duration::from_secs(10)).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-        .execute(&mut conn)
-        .await?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+    ))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }
 
@@ -145,8 +161,14 @@ mod tests {
 
     #[test]
     fn database_is_replaced() {
-        assert_eq!(with_database("postgres://u:p@h:1/a", "b"), "postgres://u:p@h:1/b");
-        assert_eq!(with_database("postgres://u:p@h:1", "b"), "postgres://u:p@h:1/b");
+        assert_eq!(
+            with_database("postgres://u:p@h:1/a", "b"),
+            "postgres://u:p@h:1/b"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1", "b"),
+            "postgres://u:p@h:1/b"
+        );
         assert_eq!(
             with_database("postgres://h/a?sslmode=disable", "b"),
             "postgres://h/b?sslmode=disable"

@@ -51,14 +51,37 @@ pub const LOCATIONS: [(&str, [&str; 5]); 10] = [
             "Fortaleza",
         ],
     ),
-    ("India", ["Mumbai", "Delhi", "Bangalore", "Chennai", "Kolkata"]),
-    ("China", ["Beijing", "Shanghai", "Guangzhou", "Shenzhen", "Chengdu"]),
+    (
+        "India",
+        ["Mumbai", "Delhi", "Bangalore", "Chennai", "Kolkata"],
+    ),
+    (
+        "China",
+        ["Beijing", "Shanghai", "Guangzhou", "Shenzhen", "Chengdu"],
+    ),
 ];
 
 pub const FIRST_NAMES: [&str; 20] = [
-    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
-    "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-    "Charles", "Karen",
+    "James",
+    "Mary",
+    "John",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "William",
+    "Elizabeth",
+    "David",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
 ];
 pub const LAST_NAMES: [&str; 20] = [
     "Smith",
@@ -83,7 +106,16 @@ pub const LAST_NAMES: [&str; 20] = [
     "Martin",
 ];
 pub const STREET_NAMES: [&str; 10] = [
-    "Main", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake", "Hill", "Park",
+    "Main",
+    "Oak",
+    "Pine",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
 ];
 pub const STREET_SUFFIXES: [&str; 5] = ["Street", "Avenue", "Road", "Boulevard", "Lane"];
 pub const OPERATING_SYSTEMS: [&str; 5] = ["Windows", "macOS", "Linux", "iOS", "Android"];
@@ -165,22 +197,37 @@ impl Transaction {
         let in_list = |v: &str, list: &[&str]| list.contains(&v);
 
         if !is_prefixed_hex(&self.transaction_id, "TXN-", 8) {
-            return fail("transaction_id", format!("{:?} is not TXN-<8 hex>", self.transaction_id));
+            return fail(
+                "transaction_id",
+                format!("{:?} is not TXN-<8 hex>", self.transaction_id),
+            );
         }
         if chrono::DateTime::parse_from_rfc3339(&self.timestamp).is_err()
             || !self.timestamp.ends_with('Z')
         {
-            return fail("timestamp", format!("{:?} is not ISO-8601 UTC", self.timestamp));
+            return fail(
+                "timestamp",
+                format!("{:?} is not ISO-8601 UTC", self.timestamp),
+            );
         }
         if !is_prefixed_number(&self.user_id, "USER-", &USER_ID_RANGE) {
-            return fail("user_id", format!("{:?} is not USER-1000..USER-9999", self.user_id));
+            return fail(
+                "user_id",
+                format!("{:?} is not USER-1000..USER-9999", self.user_id),
+            );
         }
         let all_names = FIRST_NAMES.iter().chain(LAST_NAMES.iter());
         if !all_names.clone().any(|n| *n == self.user_name) {
-            return fail("user_name", format!("{:?} is not a known name", self.user_name));
+            return fail(
+                "user_name",
+                format!("{:?} is not a known name", self.user_name),
+            );
         }
         if !is_prefixed_number(&self.product_id, "PROD-", &PRODUCT_ID_RANGE) {
-            return fail("product_id", format!("{:?} is not PROD-100..PROD-999", self.product_id));
+            return fail(
+                "product_id",
+                format!("{:?} is not PROD-100..PROD-999", self.product_id),
+            );
         }
         if !(10.0..=1000.0).contains(&self.amount) || !has_two_decimals(self.amount) {
             return fail("amount", format!("{} is not 10.00..1000.00", self.amount));
@@ -194,8 +241,7 @@ impl Transaction {
         if !in_list(&self.status, &STATUSES) {
             return fail("status", self.status.clone());
         }
-        let Some((_, cities)) = LOCATIONS.iter().find(|(c, _)| *c == self.location.country)
-        else {
+        let Some((_, cities)) = LOCATIONS.iter().find(|(c, _)| *c == self.location.country) else {
             return fail("location.country", self.location.country.clone());
         };
         if !cities.contains(&self.location.city.as_str()) {
@@ -255,7 +301,10 @@ impl Transaction {
         if !tax_ok {
             return fail(
                 "tax_amount",
-                format!("{} for amount {} and status {}", self.tax_amount, self.amount, self.status),
+                format!(
+                    "{} for amount {} and status {}",
+                    self.tax_amount, self.amount, self.status
+                ),
             );
         }
         if self.thread < 1 {
@@ -280,9 +329,9 @@ impl Transaction {
 }
 
 fn is_prefixed_hex(value: &str, prefix: &str, digits: usize) -> bool {
-    value.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == digits && rest.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    value
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() == digits && rest.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_prefixed_number(value: &str, prefix: &str, range: &std::ops::RangeInclusive<u32>) -> bool {

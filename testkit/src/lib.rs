@@ -50,8 +50,10 @@ impl ScratchDir {
             .tempdir_in(scratch_root())
             .expect("create a scratch folder")
             .keep();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod scratch");
-        std::fs::write(dir.join("owner.pid"), std::process::id().to_string()).expect("write owner.pid");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod scratch");
+        std::fs::write(dir.join("owner.pid"), std::process::id().to_string())
+            .expect("write owner.pid");
         Self { path: dir }
     }
 
@@ -240,7 +242,13 @@ impl TestContext {
         use rand::Rng;
         let clean: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(24)
             .collect();
         let suffix: u32 = rand::thread_rng().gen();
@@ -263,8 +271,11 @@ impl TestContext {
     /// Creates a topic private to this test and returns its name.
     pub fn create_topic(&self, base: &str, partitions: i32) -> String {
         let name = self.topic_name(base);
-        block_on(kafka::ensure_topics(&self.bootstrap, &[TopicSpec::new(&name, partitions)]))
-            .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+        block_on(kafka::ensure_topics(
+            &self.bootstrap,
+            &[TopicSpec::new(&name, partitions)],
+        ))
+        .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
         name
     }
 
@@ -272,8 +283,11 @@ impl TestContext {
     pub fn database(&mut self) -> String {
         let pg = shared_postgres();
         let name = format!("t_{}", self.id);
-        block_on(lakehouse::postgres::create_database_if_missing(&pg.admin_url(), &name))
-            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+        block_on(lakehouse::postgres::create_database_if_missing(
+            &pg.admin_url(),
+            &name,
+        ))
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
         self.database = Some(name.clone());
         pg.url(&name)
     }

@@ -38,7 +38,9 @@ fn send_all(producer: &TestProducer, records: Vec<BaseRecord<'_, str, str>>) {
     for record in records {
         producer.send(record).map_err(|(e, _)| e).expect("enqueue");
     }
-    producer.flush(Duration::from_secs(30)).expect("all records delivered");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("all records delivered");
 }
 
 /// Polls until `expected` messages arrived or the timeout passes.
@@ -63,12 +65,21 @@ fn keys_null_values_and_headers_round_trip() {
     let topic = ctx.create_topic("conformance", 1);
     let producer = producer(ctx.bootstrap());
     let headers = OwnedHeaders::new()
-        .insert(Header { key: "source", value: Some("test") })
-        .insert(Header { key: "empty", value: None::<&str> });
+        .insert(Header {
+            key: "source",
+            value: Some("test"),
+        })
+        .insert(Header {
+            key: "empty",
+            value: None::<&str>,
+        });
     send_all(
         &producer,
         vec![
-            BaseRecord::to(&topic).key("k1").payload("{\"a\":1}").headers(headers),
+            BaseRecord::to(&topic)
+                .key("k1")
+                .payload("{\"a\":1}")
+                .headers(headers),
             BaseRecord::to(&topic).key("k1"), // tombstone: key, no value
             BaseRecord::to(&topic).payload("unkeyed"),
         ],
@@ -88,12 +99,23 @@ fn keys_null_values_and_headers_round_trip() {
         .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
         .collect();
     assert_eq!(got.get("source"), Some(&Some(b"test".to_vec())));
-    assert_eq!(got.get("empty"), Some(&None), "a null header value stays null");
+    assert_eq!(
+        got.get("empty"),
+        Some(&None),
+        "a null header value stays null"
+    );
 
     assert_eq!(messages[1].key(), Some(&b"k1"[..]));
-    assert_eq!(messages[1].payload(), None, "a tombstone keeps its null value");
+    assert_eq!(
+        messages[1].payload(),
+        None,
+        "a tombstone keeps its null value"
+    );
     assert_eq!(messages[2].key(), None, "an unkeyed record stays unkeyed");
-    assert!(messages.iter().all(|m| m.timestamp().to_millis().is_some()), "record timestamps are set");
+    assert!(
+        messages.iter().all(|m| m.timestamp().to_millis().is_some()),
+        "record timestamps are set"
+    );
 }
 
 #[test]
@@ -111,7 +133,11 @@ fn multi_partition_topics_keep_partition_and_order() {
         payloads
             .iter()
             .enumerate()
-            .map(|(i, p)| BaseRecord::to(&topic).partition((i % 4) as i32).payload(p.as_str()))
+            .map(|(i, p)| {
+                BaseRecord::to(&topic)
+                    .partition((i % 4) as i32)
+                    .payload(p.as_str())
+            })
             .collect(),
     );
     let marks = lakehouse::kafka::watermarks(ctx.bootstrap(), &topic).unwrap();
@@ -123,14 +149,31 @@ fn multi_partition_topics_keep_partition_and_order() {
     assert_eq!(messages.len(), 40);
     let mut per_partition: BTreeMap<i32, Vec<(i64, u32)>> = BTreeMap::new();
     for m in &messages {
-        let value: u32 = std::str::from_utf8(m.payload().unwrap()).unwrap().parse().unwrap();
-        assert_eq!(value % 4, m.partition() as u32, "records stay in the partition they were sent to");
-        per_partition.entry(m.partition()).or_default().push((m.offset(), value));
+        let value: u32 = std::str::from_utf8(m.payload().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            value % 4,
+            m.partition() as u32,
+            "records stay in the partition they were sent to"
+        );
+        per_partition
+            .entry(m.partition())
+            .or_default()
+            .push((m.offset(), value));
     }
     for (partition, records) in per_partition {
         let offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
-        assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "partition {partition} offsets are dense");
-        assert!(records.windows(2).all(|w| w[0].1 < w[1].1), "order kept in partition {partition}");
+        assert_eq!(
+            offsets,
+            (0..10).collect::<Vec<_>>(),
+            "partition {partition} offsets are dense"
+        );
+        assert!(
+            records.windows(2).all(|w| w[0].1 < w[1].1),
+            "order kept in partition {partition}"
+        );
     }
 }
 
@@ -176,13 +219,28 @@ fn consumer_group_with_two_members_rebalances() {
     let shared = poll_until(&[&first, &second], Duration::from_secs(60), |a| {
         !a[0].is_empty() && !a[1].is_empty() && a[0].union(&a[1]).count() == 4
     });
-    assert!(!shared[0].is_empty() && !shared[1].is_empty(), "both members get work: {shared:?}");
-    assert!(shared[0].is_disjoint(&shared[1]), "no partition is owned twice: {shared:?}");
-    assert_eq!(shared[0].union(&shared[1]).copied().collect::<BTreeSet<_>>(), all);
+    assert!(
+        !shared[0].is_empty() && !shared[1].is_empty(),
+        "both members get work: {shared:?}"
+    );
+    assert!(
+        shared[0].is_disjoint(&shared[1]),
+        "no partition is owned twice: {shared:?}"
+    );
+    assert_eq!(
+        shared[0]
+            .union(&shared[1])
+            .copied()
+            .collect::<BTreeSet<_>>(),
+        all
+    );
 
     drop(second); // leaves the group
     let back = poll_until(&[&first], Duration::from_secs(60), |a| a[0] == all);
-    assert_eq!(back[0], all, "the remaining member takes every partition back");
+    assert_eq!(
+        back[0], all,
+        "the remaining member takes every partition back"
+    );
 }
 
 #[test]
@@ -192,7 +250,13 @@ fn committed_offsets_survive_a_consumer_restart_and_give_lag() {
     let group = ctx.topic_name("group");
     let producer = producer(ctx.bootstrap());
     let payloads: Vec<String> = (0..20).map(|i| i.to_string()).collect();
-    send_all(&producer, payloads.iter().map(|p| BaseRecord::to(&topic).payload(p.as_str())).collect());
+    send_all(
+        &producer,
+        payloads
+            .iter()
+            .map(|p| BaseRecord::to(&topic).payload(p.as_str()))
+            .collect(),
+    );
 
     {
         let c = consumer(ctx.bootstrap(), &group);
@@ -200,7 +264,8 @@ fn committed_offsets_survive_a_consumer_restart_and_give_lag() {
         let first_half = consume(&c, 12, Duration::from_secs(30));
         assert_eq!(first_half.len(), 12);
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Offset(12)).unwrap();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(12))
+            .unwrap();
         c.commit(&tpl, CommitMode::Sync).expect("commit");
     }
 
@@ -208,10 +273,14 @@ fn committed_offsets_survive_a_consumer_restart_and_give_lag() {
     let observer = consumer(ctx.bootstrap(), &group);
     let mut query = TopicPartitionList::new();
     query.add_partition(&topic, 0);
-    let committed = observer.committed_offsets(query, Duration::from_secs(10)).unwrap();
+    let committed = observer
+        .committed_offsets(query, Duration::from_secs(10))
+        .unwrap();
     let offset = committed.find_partition(&topic, 0).unwrap().offset();
     assert_eq!(offset, Offset::Offset(12));
-    let (_, high) = observer.fetch_watermarks(&topic, 0, Duration::from_secs(10)).unwrap();
+    let (_, high) = observer
+        .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+        .unwrap();
     assert_eq!(high, 20);
     assert_eq!(high - 12, 8, "lag = high watermark - committed offset");
     drop(observer);
@@ -219,8 +288,19 @@ fn committed_offsets_survive_a_consumer_restart_and_give_lag() {
     let resumed = consumer(ctx.bootstrap(), &group);
     resumed.subscribe(&[&topic]).unwrap();
     let rest = consume(&resumed, 8, Duration::from_secs(30));
-    let values: Vec<&str> = rest.iter().map(|m| std::str::from_utf8(m.payload().unwrap()).unwrap()).collect();
-    assert_eq!(values, (12..20).map(|i| i.to_string()).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
+    let values: Vec<&str> = rest
+        .iter()
+        .map(|m| std::str::from_utf8(m.payload().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        (12..20)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -236,7 +316,13 @@ fn data_and_offsets_survive_a_broker_kill_with_sqlite_storage() {
     {
         let producer = producer(&bootstrap);
         let payloads: Vec<String> = (0..500).map(|i| i.to_string()).collect();
-        send_all(&producer, payloads.iter().map(|p| BaseRecord::to(topic).key(p.as_str()).payload(p.as_str())).collect());
+        send_all(
+            &producer,
+            payloads
+                .iter()
+                .map(|p| BaseRecord::to(topic).key(p.as_str()).payload(p.as_str()))
+                .collect(),
+        );
         let c = consumer(&bootstrap, "durable_group");
         c.subscribe(&[topic]).unwrap();
         let got = consume(&c, 500, Duration::from_secs(30));
@@ -247,21 +333,35 @@ fn data_and_offsets_survive_a_broker_kill_with_sqlite_storage() {
     broker.kill();
     broker.restart();
 
-    assert_eq!(lakehouse::kafka::record_count(&bootstrap, topic).unwrap(), 500);
+    assert_eq!(
+        lakehouse::kafka::record_count(&bootstrap, topic).unwrap(),
+        500
+    );
     let reader = consumer(&bootstrap, "fresh_group_after_restart");
     reader.subscribe(&[topic]).unwrap();
     let got = consume(&reader, 500, Duration::from_secs(30));
     let values: BTreeSet<u32> = got
         .iter()
-        .map(|m| std::str::from_utf8(m.payload().unwrap()).unwrap().parse().unwrap())
+        .map(|m| {
+            std::str::from_utf8(m.payload().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(values, (0..500).collect(), "every acknowledged record survived the kill");
+    assert_eq!(
+        values,
+        (0..500).collect(),
+        "every acknowledged record survived the kill"
+    );
 
     let group = consumer(&bootstrap, "durable_group");
     let mut query = TopicPartitionList::new();
     query.add_partition(topic, 0);
     query.add_partition(topic, 1);
-    let committed = group.committed_offsets(query, Duration::from_secs(10)).unwrap();
+    let committed = group
+        .committed_offsets(query, Duration::from_secs(10))
+        .unwrap();
     let total: i64 = committed
         .elements()
         .iter()
@@ -287,7 +387,10 @@ fn producing_to_a_missing_topic_fails_instead_of_creating_it() {
         rdkafka::producer::FutureRecord::<str, str>::to(&topic).payload("x"),
         Duration::from_secs(0),
     ));
-    assert!(delivery.is_err(), "delivery to a missing topic must fail, got {delivery:?}");
+    assert!(
+        delivery.is_err(),
+        "delivery to a missing topic must fail, got {delivery:?}"
+    );
     let exists = lakehouse::kafka::partition_count(ctx.bootstrap(), &topic).unwrap();
     assert_eq!(exists, None, "the broker must not have created {topic}");
 }

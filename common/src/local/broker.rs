@@ -38,8 +38,10 @@ impl LocalBroker {
                 hint: "--kafka-port / LAKEHOUSE_KAFKA_PORT / kafka.port",
             });
         }
-        std::fs::create_dir_all(&spec.data_dir)
-            .map_err(LocalError::io(format!("creating {}", spec.data_dir.display())))?;
+        std::fs::create_dir_all(&spec.data_dir).map_err(LocalError::io(format!(
+            "creating {}",
+            spec.data_dir.display()
+        )))?;
         let process = Self::spawn(&spec)?;
         let mut broker = Self { spec, process };
         broker.wait_ready()?;
@@ -58,7 +60,10 @@ impl LocalBroker {
             .env_remove("STORAGE_ENGINE")
             .env_remove("LISTENER_URL")
             .env_remove("ADVERTISED_LISTENER_URL")
-            .env("RUST_LOG", std::env::var("LAKEHOUSE_BROKER_LOG").unwrap_or_else(|_| "warn".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("LAKEHOUSE_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         Supervised::spawn("broker", cmd, &spec.log_file, Signal::SIGTERM, None)
     }
 

@@ -50,7 +50,8 @@ impl LocalPostgres {
                 hint: "--postgres-port / LAKEHOUSE_POSTGRES_PORT / postgres.port",
             });
         }
-        spec.dir = std::path::absolute(&spec.dir).map_err(LocalError::io("resolving the PostgreSQL folder"))?;
+        spec.dir = std::path::absolute(&spec.dir)
+            .map_err(LocalError::io("resolving the PostgreSQL folder"))?;
         let run_as = RunAs::for_postgres()?;
         let password = init_if_needed(&spec, run_as.as_ref())?;
         let process = spawn(&spec, run_as.as_ref())?;
@@ -71,7 +72,15 @@ impl LocalPostgres {
                 return Err(self.process.start_failed(format!("exited with {status}")));
             }
             let ready = Command::new(self.spec.bin_dir.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.spec.port.to_string(), "-t", "1"])
+                .args([
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.spec.port.to_string(),
+                    "-t",
+                    "1",
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
@@ -149,7 +158,8 @@ fn init_if_needed(spec: &PostgresSpec, run_as: Option<&RunAs>) -> Result<String,
     let password_file = spec.dir.join("password");
     let run_dir = spec.dir.join("run");
     for dir in [&spec.dir, &run_dir] {
-        std::fs::create_dir_all(dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(LocalError::io(format!("creating {}", dir.display())))?;
     }
     if let Some(user) = run_as {
         user.ensure_traversable(&spec.dir)?;
@@ -176,14 +186,17 @@ fn init_if_needed(spec: &PostgresSpec, run_as: Option<&RunAs>) -> Result<String,
 
     // A half-finished initdb leaves a non-empty folder without PG_VERSION.
     if data.exists() {
-        std::fs::remove_dir_all(&data).map_err(LocalError::io(format!("removing {}", data.display())))?;
+        std::fs::remove_dir_all(&data)
+            .map_err(LocalError::io(format!("removing {}", data.display())))?;
     }
-    std::fs::create_dir_all(&data).map_err(LocalError::io(format!("creating {}", data.display())))?;
+    std::fs::create_dir_all(&data)
+        .map_err(LocalError::io(format!("creating {}", data.display())))?;
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
         .map_err(LocalError::io("securing the data folder"))?;
     let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
     let pwfile = spec.dir.join("initdb.pw");
-    std::fs::write(&pwfile, &password).map_err(LocalError::io("writing the initdb password file"))?;
+    std::fs::write(&pwfile, &password)
+        .map_err(LocalError::io("writing the initdb password file"))?;
     std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))
         .map_err(LocalError::io("securing the initdb password file"))?;
     if let Some(user) = run_as {
@@ -209,7 +222,8 @@ fn init_if_needed(spec: &PostgresSpec, run_as: Option<&RunAs>) -> Result<String,
         log: spec.log_file.clone(),
         log_tail: String::new(),
     })?;
-    std::fs::write(&password_file, &password).map_err(LocalError::io("writing the password file"))?;
+    std::fs::write(&password_file, &password)
+        .map_err(LocalError::io("writing the password file"))?;
     std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600))
         .map_err(LocalError::io("securing the password file"))?;
     Ok(password)
@@ -222,7 +236,10 @@ fn spawn(spec: &PostgresSpec, run_as: Option<&RunAs>) -> Result<Supervised, Loca
         .args(["-p", &spec.port.to_string()])
         .args(["-c", "listen_addresses=127.0.0.1"])
         .arg("-c")
-        .arg(format!("unix_socket_directories={}", spec.dir.join("run").display()))
+        .arg(format!(
+            "unix_socket_directories={}",
+            spec.dir.join("run").display()
+        ))
         .args(["-c", "max_connections=200"])
         .current_dir(&spec.dir);
     if !spec.durable {

@@ -48,8 +48,9 @@ impl RunAs {
 
     /// Gives the account ownership of `path`.
     pub fn chown(&self, path: &Path) -> Result<(), LocalError> {
-        std::os::unix::fs::chown(path, Some(self.uid.as_raw()), Some(self.gid.as_raw()))
-            .map_err(LocalError::io(format!("chown {} to {}", path.display(), self.name)))
+        std::os::unix::fs::chown(path, Some(self.uid.as_raw()), Some(self.gid.as_raw())).map_err(
+            LocalError::io(format!("chown {} to {}", path.display(), self.name)),
+        )
     }
 
     /// Makes every ancestor of `path` traversable (o+x) so the account can

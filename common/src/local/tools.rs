@@ -56,7 +56,9 @@ pub fn install_tansu(mut on_line: impl FnMut(&str)) -> Result<PathBuf, LocalErro
             }
         }
     }
-    let status = child.wait().map_err(LocalError::io("waiting for cargo install"))?;
+    let status = child
+        .wait()
+        .map_err(LocalError::io("waiting for cargo install"))?;
     if !status.success() {
         return Err(LocalError::MissingTool {
             what: "the Tansu broker".into(),
@@ -106,10 +108,13 @@ pub fn find_postgres_bin_dir(configured: Option<&Path>) -> Result<PathBuf, Local
         .filter(|(_, dir)| has_server(dir))
         .collect();
     versions.sort();
-    versions.pop().map(|(_, dir)| dir).ok_or_else(|| LocalError::MissingTool {
-        what: "PostgreSQL server binaries (initdb, postgres)".into(),
-        hint: format!("Install them with: {POSTGRES_INSTALL_COMMAND}"),
-    })
+    versions
+        .pop()
+        .map(|(_, dir)| dir)
+        .ok_or_else(|| LocalError::MissingTool {
+            what: "PostgreSQL server binaries (initdb, postgres)".into(),
+            hint: format!("Install them with: {POSTGRES_INSTALL_COMMAND}"),
+        })
 }
 
 /// Installs PostgreSQL 15 with apt when we are root; passes output lines to `on_line`.
@@ -133,7 +138,9 @@ pub fn install_postgres(mut on_line: impl FnMut(&str)) -> Result<PathBuf, LocalE
             on_line(line.trim());
         }
     }
-    let status = child.wait().map_err(LocalError::io("waiting for apt-get"))?;
+    let status = child
+        .wait()
+        .map_err(LocalError::io("waiting for apt-get"))?;
     if !status.success() {
         return Err(LocalError::MissingTool {
             what: "PostgreSQL server binaries".into(),
