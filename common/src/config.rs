@@ -244,6 +244,19 @@ impl Settings {
             .unwrap_or_else(|| format!("127.0.0.1:{}", self.kafka.port))
     }
 
+    /// URL of the warehouse database: the external one, or the local
+    /// cluster's (`None` until the local cluster has been created).
+    pub fn warehouse_url(&self) -> Option<String> {
+        match &self.postgres.url {
+            Some(url) => Some(url.clone()),
+            None => crate::local::postgres::local_url(
+                &self.postgres_state_dir(),
+                self.postgres.port,
+                &self.postgres.database,
+            ),
+        }
+    }
+
     /// Folder of the local broker's storage.
     pub fn broker_state_dir(&self) -> PathBuf {
         self.state_dir.join("broker")

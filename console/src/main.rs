@@ -1,1 +1,154 @@
-fn main() {}
+//! `lakectl`: the lakehouse console and command line.
+
+mod produce;
+mod stack;
+mod state;
+mod status;
+mod tui;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use lakehouse::local::process::is_alive;
+use lakehouse::{ConfigArgs, Settings};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::stack::Stack;
+use crate::state::StackFile;
+
+/// The lakehouse console: starts the single-machine stack, shows its state,
+/// runs the producer. Without a command, opens the console on the configured stack.
+#[derive(Debug, Parser)]
+#[command(name = "lakectl", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the single-machine stack (broker, PostgreSQL, topics, warehouse schema), then the console.
+    Up {
+        /// Do not open the console; run until Ctrl-C, SIGTERM or `lakectl down`.
+        #[arg(long, env = "LAKEHOUSE_HEADLESS")]
+        headless: bool,
+    },
+    /// Stop the stack that `lakectl up` started.
+    Down,
+    /// Each component's state and endpoint.
+    Status {
+        /// Machine-readable output (a stable interface, see the README).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send generated transactions to the broker.
+    Produce(produce::ProduceArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let settings = cli.config.resolve()?;
+    let console_on_screen = matches!(cli.command, None | Some(Command::Up { headless: false }));
+    let stderr_level = if console_on_screen { "off" } else { "warn" };
+    let _logs = lakehouse::logging::init("lakectl", &settings.log_dir, Some(stderr_level));
+    match cli.command {
+        None => tui::run(&settings, "q: quit (the stack keeps running)", || Ok(())),
+        Some(Command::Up { headless }) => up(&settings, headless),
+        Some(Command::Down) => down(&settings),
+        Some(Command::Status { json }) => {
+            let report = runtime()?.block_on(status::collect(&settings));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", status::render_text(&report));
+            }
+            Ok(())
+        }
+        Some(Command::Produce(args)) => produce::run(&args, &settings),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn up(settings: &Settings, headless: bool) -> Result<()> {
+    println!(
+        "Starting the lakehouse stack (state in {})",
+        settings.state_dir.display()
+    );
+    let runtime = runtime()?;
+    let mut stack = Stack::start(settings, &runtime)?;
+    tracing::info!("stack started");
+    let outcome = if headless {
+        println!("Stack is up. Ctrl-C or `lakectl down` stops it; `lakectl status` shows it.");
+        wait_for_signal(&mut stack)
+    } else {
+        tui::run(settings, "q: quit and stop the stack", || {
+            stack.check_components()
+        })
+    };
+    println!("Stopping the lakehouse stack");
+    stack.shutdown();
+    tracing::info!("stack stopped");
+    outcome
+}
+
+fn wait_for_signal(stack: &mut Stack) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        stack.check_components()?;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(())
+}
+
+fn down(settings: &Settings) -> Result<()> {
+    let Some(stack) = StackFile::read_live(&settings.state_dir) else {
+        println!("No stack is running from {}.", settings.state_dir.display());
+        StackFile::remove(&settings.state_dir);
+        return Ok(());
+    };
+    let supervisor = Pid::from_raw(stack.supervisor_pid as i32);
+    kill(supervisor, Signal::SIGTERM).context("signalling `lakectl up`")?;
+    let started = Instant::now();
+    while is_alive(stack.supervisor_pid) {
+        if started.elapsed() > Duration::from_secs(90) {
+            // Its children carry a parent-death signal and stop with it.
+            let _ = kill(supervisor, Signal::SIGKILL);
+            println!(
+                "`lakectl up` (pid {}) did not stop in 90s; killed it",
+                stack.supervisor_pid
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for process in [&stack.broker, &stack.postgres].into_iter().flatten() {
+        while is_alive(process.pid) && started.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!("Stack stopped (was pid {}).", stack.supervisor_pid);
+    Ok(())
+}

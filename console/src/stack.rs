@@ -1,0 +1,318 @@
+//! `lakectl up`: the single-machine stack's lifecycle.
+//!
+//! Every check that can fail cheaply (ports, binaries) runs before anything
+//! starts, so a missing prerequisite leaves nothing half-started; a later
+//! failure stops whatever had started (the components stop on drop).
+//! Components are spawned from the main thread, which lives as long as the
+//! stack: their parent-death signal then fires only when `lakectl` ends.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use lakehouse::kafka::{self, TopicSpec};
+use lakehouse::local::broker::{BrokerSpec, LocalBroker};
+use lakehouse::local::postgres::{LocalPostgres, PostgresSpec};
+use lakehouse::local::{ports, tools, LocalError};
+use lakehouse::postgres::{
+    apply_user_schema, connect_with_retry, create_database_if_missing, redact_url,
+};
+use lakehouse::Settings;
+use tokio::runtime::Runtime;
+
+use crate::state::{ManagedProcess, StackFile, StackLock};
+
+/// How many times a component that dies is restarted before the stack gives up.
+const MAX_RESTARTS: u32 = 5;
+
+/// The topics the stack creates on start.
+pub fn required_topics(settings: &Settings) -> Vec<TopicSpec> {
+    vec![TopicSpec::new(
+        &settings.topics.transaction_log,
+        settings.topics.partitions,
+    )]
+}
+
+/// A running single-machine stack.
+pub struct Stack {
+    settings: Settings,
+    // Field order is stop order: PostgreSQL last, so nothing loses its database early.
+    broker: Option<LocalBroker>,
+    postgres: Option<LocalPostgres>,
+    restarts: u32,
+    started_at: chrono::DateTime<chrono::Utc>,
+    _lock: StackLock,
+}
+
+struct Prerequisites {
+    tansu: Option<PathBuf>,
+    postgres_bin: Option<PathBuf>,
+}
+
+impl Stack {
+    /// Starts every local component and prepares topics, database and schema.
+    pub fn start(settings: &Settings, runtime: &Runtime) -> Result<Stack> {
+        let lock = StackLock::acquire(&settings.state_dir)?;
+        let prerequisites = check_prerequisites(settings)?;
+        let mut stack = Stack {
+            settings: settings.clone(),
+            broker: None,
+            postgres: None,
+            restarts: 0,
+            started_at: chrono::Utc::now(),
+            _lock: lock,
+        };
+
+        if let Some(binary) = prerequisites.tansu {
+            let broker = LocalBroker::start(stack.broker_spec(binary))?;
+            step(
+                "broker",
+                &format!(
+                    "{} (pid {}, Tansu, sqlite storage)",
+                    broker.bootstrap(),
+                    broker.pid()
+                ),
+            );
+            stack.broker = Some(broker);
+        } else {
+            kafka::wait_until_ready(&settings.kafka_bootstrap(), Duration::from_secs(15))
+                .context("the external Kafka (kafka.bootstrap) is not reachable")?;
+            step(
+                "broker",
+                &format!("{} (external)", settings.kafka_bootstrap()),
+            );
+        }
+
+        if let Some(bin_dir) = prerequisites.postgres_bin {
+            let postgres = LocalPostgres::start(stack.postgres_spec(bin_dir))?;
+            step(
+                "postgres",
+                &format!(
+                    "127.0.0.1:{} (pid {}, data in {})",
+                    postgres.port(),
+                    postgres.pid(),
+                    settings.postgres_state_dir().display()
+                ),
+            );
+            stack.postgres = Some(postgres);
+        }
+
+        runtime.block_on(stack.prepare_storage())?;
+        stack.stack_file().write(&settings.state_dir)?;
+        Ok(stack)
+    }
+
+    fn broker_spec(&self, binary: PathBuf) -> BrokerSpec {
+        BrokerSpec {
+            binary,
+            data_dir: self.settings.broker_state_dir(),
+            port: self.settings.kafka.port,
+            log_file: self.settings.component_log_dir("broker").join("broker.log"),
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn postgres_spec(&self, bin_dir: PathBuf) -> PostgresSpec {
+        PostgresSpec {
+            bin_dir,
+            dir: self.settings.postgres_state_dir(),
+            port: self.settings.postgres.port,
+            log_file: self
+                .settings
+                .component_log_dir("postgres")
+                .join("postgres.log"),
+            durable: true,
+            ready_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Topics, the warehouse database and the access-control schema; all idempotent.
+    async fn prepare_storage(&self) -> Result<()> {
+        let bootstrap = self.settings.kafka_bootstrap();
+        let topics = required_topics(&self.settings);
+        kafka::ensure_topics(&bootstrap, &topics)
+            .await
+            .with_context(|| format!("creating topics on {bootstrap}"))?;
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        step("topics", &names.join(", "));
+
+        let url = match &self.postgres {
+            Some(local) => {
+                create_database_if_missing(
+                    &local.url("postgres"),
+                    &self.settings.postgres.database,
+                )
+                .await?;
+                local.url(&self.settings.postgres.database)
+            }
+            None => self
+                .settings
+                .postgres
+                .url
+                .clone()
+                .expect("external URL when no local cluster"),
+        };
+        let mut conn = connect_with_retry(&url, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("connecting to the warehouse {}", redact_url(&url)))?;
+        apply_user_schema(&mut conn)
+            .await
+            .context("applying create_user_table.sql")?;
+        step(
+            "warehouse",
+            &format!("{} (create_user_table.sql applied)", redact_url(&url)),
+        );
+        Ok(())
+    }
+
+    /// What `status` and `down` need to know.
+    pub fn stack_file(&self) -> StackFile {
+        StackFile {
+            supervisor_pid: std::process::id(),
+            started_at: self.started_at,
+            broker: self.broker.as_ref().map(|b| ManagedProcess {
+                pid: b.pid(),
+                endpoint: b.bootstrap(),
+                log_file: b.log_file().to_path_buf(),
+            }),
+            postgres: self.postgres.as_ref().map(|p| ManagedProcess {
+                pid: p.pid(),
+                endpoint: redact_url(&p.url(&self.settings.postgres.database)),
+                log_file: p.log_file().to_path_buf(),
+            }),
+        }
+    }
+
+    /// Restarts a component that died; fails after too many restarts.
+    pub fn check_components(&mut self) -> Result<()> {
+        let mut restarted = false;
+        if let Some(broker) = self.broker.as_mut() {
+            if let Some(status) = broker.exited() {
+                self.restarts += 1;
+                anyhow::ensure!(
+                    self.restarts <= MAX_RESTARTS,
+                    "the broker keeps dying ({status}); see {}",
+                    broker.log_file().display()
+                );
+                tracing::error!("the broker exited ({status}); restarting it");
+                broker.restart()?;
+                restarted = true;
+            }
+        }
+        if let Some(postgres) = self.postgres.as_mut() {
+            if let Some(status) = postgres.exited() {
+                self.restarts += 1;
+                anyhow::ensure!(
+                    self.restarts <= MAX_RESTARTS,
+                    "PostgreSQL keeps dying ({status}); see {}",
+                    postgres.log_file().display()
+                );
+                tracing::error!("PostgreSQL exited ({status}); restarting it");
+                postgres.restart()?;
+                restarted = true;
+            }
+        }
+        if restarted {
+            self.stack_file().write(&self.settings.state_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Stops everything, in reverse start order.
+    pub fn shutdown(mut self) {
+        if let Some(mut broker) = self.broker.take() {
+            broker.stop();
+            step("stopped", "broker");
+        }
+        if let Some(mut postgres) = self.postgres.take() {
+            postgres.stop();
+            step("stopped", "postgres");
+        }
+        StackFile::remove(&self.settings.state_dir);
+    }
+}
+
+fn step(what: &str, detail: &str) {
+    println!("  \u{2713} {what:<10} {detail}");
+}
+
+/// Ports and binaries, checked (and installed on first use) before anything starts.
+fn check_prerequisites(settings: &Settings) -> Result<Prerequisites> {
+    if settings.runs_local_broker() && !ports::is_free(settings.kafka.port) {
+        return Err(LocalError::PortTaken {
+            component: "broker",
+            port: settings.kafka.port,
+            hint: "--kafka-port / LAKEHOUSE_KAFKA_PORT / kafka.port",
+        }
+        .into());
+    }
+    if settings.runs_local_postgres() && !ports::is_free(settings.postgres.port) {
+        return Err(LocalError::PortTaken {
+            component: "postgres",
+            port: settings.postgres.port,
+            hint: "--postgres-port / LAKEHOUSE_POSTGRES_PORT / postgres.port",
+        }
+        .into());
+    }
+    let postgres_bin = if settings.runs_local_postgres() {
+        Some(
+            match tools::find_postgres_bin_dir(settings.postgres.bin_dir.as_deref()) {
+                Ok(dir) => dir,
+                Err(_) if settings.postgres.bin_dir.is_none() => {
+                    with_spinner("Installing PostgreSQL 15 (first run only)", |on_line| {
+                        tools::install_postgres(on_line)
+                    })?
+                }
+                Err(e) => return Err(e.into()),
+            },
+        )
+    } else {
+        None
+    };
+    let tansu = if settings.runs_local_broker() {
+        Some(
+            match tools::find_tansu(settings.kafka.broker_bin.as_deref()) {
+                Some(path) => path,
+                None if settings.kafka.broker_bin.is_none() => with_spinner(
+                    "Installing the Tansu broker with cargo (first run only, about 10 minutes)",
+                    |on_line| tools::install_tansu(on_line),
+                )?,
+                None => {
+                    return Err(LocalError::MissingTool {
+                        what: format!(
+                            "the broker binary {}",
+                            settings.kafka.broker_bin.as_ref().unwrap().display()
+                        ),
+                        hint: "Fix kafka.broker_bin in lakehouse.toml or unset it.".into(),
+                    }
+                    .into())
+                }
+            },
+        )
+    } else {
+        None
+    };
+    Ok(Prerequisites {
+        tansu,
+        postgres_bin,
+    })
+}
+
+/// Runs an install, showing its latest output line beside a spinner.
+fn with_spinner(
+    title: &str,
+    install: impl FnOnce(&mut dyn FnMut(&str)) -> Result<PathBuf, LocalError>,
+) -> Result<PathBuf> {
+    println!("{title}...");
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(
+        ProgressStyle::with_template("  {spinner} [{elapsed}] {wide_msg}").expect("valid template"),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let result = install(&mut |line: &str| spinner.set_message(line.to_string()));
+    spinner.finish_and_clear();
+    let path = result?;
+    step("installed", &path.display().to_string());
+    Ok(path)
+}

@@ -1,0 +1,215 @@
+//! `lakectl status [--json]`: each component's state and endpoint.
+//!
+//! The JSON form is a stable interface for scripts (documented in the
+//! README); fields are only ever added, and `version` changes if one is
+//! removed or changes meaning.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lakehouse::postgres::{connect_with_retry, redact_url};
+use lakehouse::{kafka, Settings};
+use serde::Serialize;
+
+use crate::stack::required_topics;
+use crate::state::StackFile;
+
+pub const STATUS_VERSION: u32 = 1;
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentState {
+    /// Answers requests.
+    Running,
+    /// Not started (no `lakectl up` running for a local component).
+    Stopped,
+    /// Should be there but does not answer.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    pub state: ComponentState,
+    /// `true` when `lakectl up` runs it locally, `false` for an external service.
+    pub managed: bool,
+    pub pid: Option<u32>,
+    /// Kafka bootstrap address, or PostgreSQL URL with the password hidden.
+    pub endpoint: String,
+    pub log_file: Option<PathBuf>,
+    /// Why it is not running, when known.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicStatus {
+    pub name: String,
+    pub partitions: Option<i32>,
+    pub records: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackSummary {
+    /// A `lakectl up` process is supervising the stack.
+    pub running: bool,
+    pub supervisor_pid: Option<u32>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub version: u32,
+    pub stack: StackSummary,
+    pub components: BTreeMap<String, ComponentStatus>,
+    pub topics: Vec<TopicStatus>,
+}
+
+/// Probes every component; each probe gives up after a couple of seconds.
+pub async fn collect(settings: &Settings) -> StatusReport {
+    let stack = StackFile::read_live(&settings.state_dir);
+    let mut components = BTreeMap::new();
+
+    let bootstrap = settings.kafka_bootstrap();
+    let broker_probe = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || kafka::wait_until_ready(&bootstrap, PROBE_TIMEOUT))
+            .await
+            .expect("probe task")
+    };
+    let broker_process = stack.as_ref().and_then(|s| s.broker.clone());
+    components.insert(
+        "broker".to_string(),
+        component(
+            settings.runs_local_broker(),
+            stack.is_some(),
+            broker_process.as_ref(),
+            bootstrap.clone(),
+            broker_probe.map_err(|e| e.to_string()),
+        ),
+    );
+
+    let url = settings.warehouse_url();
+    let postgres_probe = match &url {
+        Some(url) => connect_with_retry(url, PROBE_TIMEOUT)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        None => Err("the local cluster has not been created yet (run lakectl up)".to_string()),
+    };
+    let postgres_endpoint = url.as_deref().map(redact_url).unwrap_or_else(|| {
+        format!(
+            "postgres://127.0.0.1:{}/{}",
+            settings.postgres.port, settings.postgres.database
+        )
+    });
+    let postgres_process = stack.as_ref().and_then(|s| s.postgres.clone());
+    components.insert(
+        "postgres".to_string(),
+        component(
+            settings.runs_local_postgres(),
+            stack.is_some(),
+            postgres_process.as_ref(),
+            postgres_endpoint,
+            postgres_probe,
+        ),
+    );
+
+    let broker_up = components["broker"].state == ComponentState::Running;
+    let topics = required_topics(settings)
+        .into_iter()
+        .map(|spec| {
+            let (partitions, records) = if broker_up {
+                (
+                    kafka::partition_count(&bootstrap, &spec.name)
+                        .ok()
+                        .flatten(),
+                    kafka::record_count(&bootstrap, &spec.name).ok(),
+                )
+            } else {
+                (None, None)
+            };
+            TopicStatus {
+                name: spec.name,
+                partitions,
+                records: records.filter(|_| partitions.is_some()),
+            }
+        })
+        .collect();
+
+    StatusReport {
+        version: STATUS_VERSION,
+        stack: StackSummary {
+            running: stack.is_some(),
+            supervisor_pid: stack.as_ref().map(|s| s.supervisor_pid),
+            started_at: stack.as_ref().map(|s| s.started_at),
+            state_dir: settings.state_dir.clone(),
+        },
+        components,
+        topics,
+    }
+}
+
+fn component(
+    managed: bool,
+    stack_running: bool,
+    process: Option<&crate::state::ManagedProcess>,
+    endpoint: String,
+    probe: Result<(), String>,
+) -> ComponentStatus {
+    let (state, detail) = match probe {
+        Ok(()) => (ComponentState::Running, None),
+        Err(_) if managed && !stack_running => (
+            ComponentState::Stopped,
+            Some("no `lakectl up` is running".to_string()),
+        ),
+        Err(e) => (ComponentState::Unreachable, Some(e)),
+    };
+    ComponentStatus {
+        state,
+        managed,
+        pid: process.map(|p| p.pid),
+        endpoint,
+        log_file: process.map(|p| p.log_file.clone()),
+        detail,
+    }
+}
+
+/// The human-readable form.
+pub fn render_text(report: &StatusReport) -> String {
+    let mut out = String::new();
+    match (report.stack.supervisor_pid, report.stack.started_at) {
+        (Some(pid), Some(since)) => out.push_str(&format!(
+            "stack: running (lakectl up pid {pid}, since {})\n",
+            since.format("%Y-%m-%d %H:%M:%S UTC")
+        )),
+        _ => out.push_str("stack: not running (start it with `lakectl up`)\n"),
+    }
+    for (name, c) in &report.components {
+        let state = match c.state {
+            ComponentState::Running => "running",
+            ComponentState::Stopped => "stopped",
+            ComponentState::Unreachable => "UNREACHABLE",
+        };
+        let origin = if c.managed { "local" } else { "external" };
+        let pid = c.pid.map(|p| format!("pid {p}")).unwrap_or_default();
+        out.push_str(&format!(
+            "  {name:<9} {state:<12} {origin:<9} {pid:<10} {}\n",
+            c.endpoint
+        ));
+        if let (ComponentState::Unreachable, Some(detail)) = (c.state, &c.detail) {
+            out.push_str(&format!("            {detail}\n"));
+        }
+    }
+    for t in &report.topics {
+        match (t.partitions, t.records) {
+            (Some(p), Some(r)) => out.push_str(&format!(
+                "  topic     {}: {p} partitions, {r} records\n",
+                t.name
+            )),
+            _ => out.push_str(&format!("  topic     {}: unavailable\n", t.name)),
+        }
+    }
+    out
+}

@@ -1,0 +1,279 @@
+//! `lakectl up/status/produce/down` as a user runs them: the real binary,
+//! a real broker and PostgreSQL, free ports and a private state folder.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lakehouse::local::{ports, process::is_alive};
+use lakehouse_testkit::{shared_broker, shared_postgres, ScratchDir};
+use serde_json::Value;
+
+struct Project {
+    dir: ScratchDir,
+    kafka_port: u16,
+    postgres_port: u16,
+}
+
+impl Project {
+    fn new(name: &str) -> Self {
+        Self {
+            dir: ScratchDir::new(name),
+            kafka_port: ports::free_port(),
+            postgres_port: ports::free_port(),
+        }
+    }
+
+    fn lakectl(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakectl"));
+        cmd.current_dir(self.dir.path())
+            .env("LAKEHOUSE_KAFKA_PORT", self.kafka_port.to_string())
+            .env("LAKEHOUSE_POSTGRES_PORT", self.postgres_port.to_string())
+            .env_remove("LAKEHOUSE_KAFKA_BOOTSTRAP")
+            .env_remove("LAKEHOUSE_POSTGRES_URL")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.lakectl().args(args).output().expect("run lakectl")
+    }
+
+    fn up(&self) -> Child {
+        let child = self
+            .lakectl()
+            .args(["up", "--headless"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lakectl up");
+        self.wait_for(|s| s["stack"]["running"] == true && all_running(s));
+        child
+    }
+
+    fn status(&self) -> Value {
+        let out = self.run(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
+    fn wait_for(&self, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "timed out; last status {status:#}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn all_running(status: &Value) -> bool {
+    status["components"]["broker"]["state"] == "running"
+        && status["components"]["postgres"]["state"] == "running"
+}
+
+fn pid_of(status: &Value, component: &str) -> u32 {
+    status["components"][component]["pid"]
+        .as_u64()
+        .expect("a pid") as u32
+}
+
+fn wait_gone(pid: u32) {
+    let started = Instant::now();
+    while is_alive(pid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "pid {pid} still alive"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn table_exists(project: &Project, table: &str) -> bool {
+    let password =
+        std::fs::read_to_string(project.dir.path().join(".lakehouse/postgres/password")).unwrap();
+    let url = format!(
+        "postgres://lakehouse:{}@127.0.0.1:{}/lakehouse",
+        password.trim(),
+        project.postgres_port
+    );
+    lakehouse_testkit::block_on(async {
+        let mut conn = lakehouse::postgres::connect_with_retry(&url, Duration::from_secs(10))
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn up_produce_down_and_state_survives_a_restart() {
+    let project = Project::new("lifecycle");
+    let mut up = project.up();
+    let status = project.status();
+    assert_eq!(status["version"], 1);
+    assert_eq!(
+        status["components"]["broker"]["endpoint"],
+        format!("127.0.0.1:{}", project.kafka_port)
+    );
+    assert_eq!(status["components"]["broker"]["managed"], true);
+    let pg_endpoint = status["components"]["postgres"]["endpoint"]
+        .as_str()
+        .unwrap();
+    assert!(
+        pg_endpoint.contains(&project.postgres_port.to_string()) && pg_endpoint.contains("***")
+    );
+
+    let out = project.run(&["produce", "--count", "500", "--seed", "7", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["delivered"], 500);
+    let status = project.wait_for(|s| s["topics"][0]["records"] == 500);
+    assert_eq!(status["topics"][0]["name"], "transaction_log");
+    assert!(table_exists(&project, "user_permissions"));
+    let (broker_pid, postgres_pid) = (pid_of(&status, "broker"), pid_of(&status, "postgres"));
+
+    let out = project.run(&["down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(up.wait().unwrap().success(), "up exits cleanly after down");
+    assert!(
+        !is_alive(broker_pid) && !is_alive(postgres_pid),
+        "down stops every component"
+    );
+    let status = project.status();
+    assert_eq!(status["stack"]["running"], false);
+    assert_eq!(status["components"]["broker"]["state"], "stopped");
+
+    let mut up = project.up();
+    let status = project.wait_for(|s| s["topics"][0]["records"] == 500);
+    assert_eq!(
+        status["topics"][0]["partitions"], 3,
+        "messages survive down/up"
+    );
+    assert!(table_exists(&project, "users"), "tables survive down/up");
+    assert!(project.run(&["down"]).status.success());
+    up.wait().unwrap();
+}
+
+#[test]
+fn killing_lakectl_up_takes_its_components_down() {
+    let project = Project::new("kill_supervisor");
+    let mut up = project.up();
+    let status = project.status();
+    let (broker_pid, postgres_pid) = (pid_of(&status, "broker"), pid_of(&status, "postgres"));
+    up.kill().unwrap(); // SIGKILL: no chance to clean up
+    up.wait().unwrap();
+    wait_gone(broker_pid);
+    wait_gone(postgres_pid);
+    assert_eq!(project.status()["stack"]["running"], false);
+
+    // And the next start recovers the killed cluster.
+    let mut up = project.up();
+    assert!(project.run(&["down"]).status.success());
+    up.wait().unwrap();
+}
+
+#[test]
+fn a_taken_port_fails_clearly_and_starts_nothing() {
+    let project = Project::new("port_taken");
+    let _squatter = TcpListener::bind(("127.0.0.1", project.postgres_port)).unwrap();
+    let out = project.run(&["up", "--headless"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("port {}", project.postgres_port)) && stderr.contains("postgres"),
+        "{stderr}"
+    );
+    assert!(
+        ports::is_free(project.kafka_port),
+        "the broker was not left running"
+    );
+    assert!(!Path::new(&project.dir.path().join(".lakehouse/stack.json")).exists());
+}
+
+#[test]
+fn a_second_up_on_the_same_state_folder_is_refused() {
+    let project = Project::new("double_up");
+    let mut up = project.up();
+    let out = project.run(&["up", "--headless"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    assert!(project.run(&["down"]).status.success());
+    up.wait().unwrap();
+}
+
+#[test]
+fn external_kafka_and_postgres_are_used_instead_of_local_ones() {
+    let project = Project::new("external");
+    let broker = shared_broker();
+    let pg = shared_postgres();
+    let database = format!("external_{}", std::process::id());
+    lakehouse_testkit::block_on(lakehouse::postgres::create_database_if_missing(
+        &pg.admin_url(),
+        &database,
+    ))
+    .unwrap();
+    let mut up = project
+        .lakectl()
+        .args(["up", "--headless"])
+        .env("LAKEHOUSE_KAFKA_BOOTSTRAP", broker.bootstrap())
+        .env("LAKEHOUSE_POSTGRES_URL", pg.url(&database))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = Value::from({
+        let started = Instant::now();
+        loop {
+            let out = project
+                .lakectl()
+                .args(["status", "--json"])
+                .env("LAKEHOUSE_KAFKA_BOOTSTRAP", broker.bootstrap())
+                .env("LAKEHOUSE_POSTGRES_URL", pg.url(&database))
+                .output()
+                .unwrap();
+            let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if s["stack"]["running"] == true {
+                break s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{s:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    assert_eq!(status["components"]["broker"]["managed"], false);
+    assert_eq!(status["components"]["postgres"]["managed"], false);
+    assert!(all_running(&status), "{status:#}");
+    assert!(
+        ports::is_free(project.kafka_port) && ports::is_free(project.postgres_port),
+        "nothing local started"
+    );
+    assert!(!project.dir.path().join(".lakehouse/postgres").exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(up.wait().unwrap().success());
+}
