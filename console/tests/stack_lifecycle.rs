@@ -14,6 +14,8 @@ struct Project {
     dir: ScratchDir,
     kafka_port: u16,
     postgres_port: u16,
+    /// Extra environment for every lakectl call (e.g. external services).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Project {
@@ -22,6 +24,7 @@ impl Project {
             dir: ScratchDir::new(name),
             kafka_port: ports::free_port(),
             postgres_port: ports::free_port(),
+            env: Vec::new(),
         }
     }
 
@@ -32,6 +35,7 @@ impl Project {
             .env("LAKEHOUSE_POSTGRES_PORT", self.postgres_port.to_string())
             .env_remove("LAKEHOUSE_KAFKA_BOOTSTRAP")
             .env_remove("LAKEHOUSE_POSTGRES_URL")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null());
         cmd
     }
@@ -226,7 +230,7 @@ fn a_second_up_on_the_same_state_folder_is_refused() {
 
 #[test]
 fn external_kafka_and_postgres_are_used_instead_of_local_ones() {
-    let project = Project::new("external");
+    let mut project = Project::new("external");
     let broker = shared_broker();
     let pg = shared_postgres();
     let database = format!("external_{}", std::process::id());
@@ -235,33 +239,12 @@ fn external_kafka_and_postgres_are_used_instead_of_local_ones() {
         &database,
     ))
     .unwrap();
-    let mut up = project
-        .lakectl()
-        .args(["up", "--headless"])
-        .env("LAKEHOUSE_KAFKA_BOOTSTRAP", broker.bootstrap())
-        .env("LAKEHOUSE_POSTGRES_URL", pg.url(&database))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = Value::from({
-        let started = Instant::now();
-        loop {
-            let out = project
-                .lakectl()
-                .args(["status", "--json"])
-                .env("LAKEHOUSE_KAFKA_BOOTSTRAP", broker.bootstrap())
-                .env("LAKEHOUSE_POSTGRES_URL", pg.url(&database))
-                .output()
-                .unwrap();
-            let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-            if s["stack"]["running"] == true {
-                break s;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "{s:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
+    project.env = vec![
+        ("LAKEHOUSE_KAFKA_BOOTSTRAP", broker.bootstrap()),
+        ("LAKEHOUSE_POSTGRES_URL", pg.url(&database)),
+    ];
+    let mut up = project.up();
+    let status = project.status();
     assert_eq!(status["components"]["broker"]["managed"], false);
     assert_eq!(status["components"]["postgres"]["managed"], false);
     assert!(all_running(&status), "{status:#}");

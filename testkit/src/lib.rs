@@ -239,6 +239,11 @@ pub struct TestContext {
 impl TestContext {
     /// `name` only makes names readable in broker and database listings.
     pub fn new(name: &str) -> Self {
+        Self::with_bootstrap(name, shared_broker().bootstrap())
+    }
+
+    /// A context on a broker of the test's own.
+    pub fn with_bootstrap(name: &str, bootstrap: String) -> Self {
         use rand::Rng;
         let clean: String = name
             .chars()
@@ -254,7 +259,7 @@ impl TestContext {
         let suffix: u32 = rand::thread_rng().gen();
         Self {
             id: format!("{clean}_{suffix:08x}"),
-            bootstrap: shared_broker().bootstrap(),
+            bootstrap,
             database: None,
         }
     }
