@@ -16,6 +16,7 @@ use lakehouse::local::process::is_alive;
 use lakehouse::{ConfigArgs, Settings};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tracing::level_filters::LevelFilter;
 
 use crate::stack::Stack;
 use crate::state::StackFile;
@@ -62,7 +63,12 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let settings = cli.config.resolve()?;
     let console_on_screen = matches!(cli.command, None | Some(Command::Up { headless: false }));
-    let stderr_level = if console_on_screen { "off" } else { "warn" };
+    // The console owns the screen; other commands print their own progress.
+    let stderr_level = if console_on_screen {
+        LevelFilter::OFF
+    } else {
+        LevelFilter::WARN
+    };
     let _logs = lakehouse::logging::init("lakectl", &settings.log_dir, Some(stderr_level));
     match cli.command {
         None => tui::run(&settings, "q: quit (the stack keeps running)", || Ok(())),

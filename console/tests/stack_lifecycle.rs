@@ -249,10 +249,12 @@ fn external_kafka_and_postgres_are_used_instead_of_local_ones() {
     assert_eq!(status["components"]["postgres"]["managed"], false);
     assert!(all_running(&status), "{status:#}");
     assert!(
-        ports::is_free(project.kafka_port) && ports::is_free(project.postgres_port),
-        "nothing local started"
+        status["components"]["broker"]["pid"].is_null()
+            && status["components"]["postgres"]["pid"].is_null(),
+        "nothing local started: {status:#}"
     );
     assert!(!project.dir.path().join(".lakehouse/postgres").exists());
+    assert!(!project.dir.path().join(".lakehouse/broker").exists());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(up.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

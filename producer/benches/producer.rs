@@ -4,8 +4,9 @@
 //!
 //! 1. generation + JSON serialisation in memory, one core;
 //! 2. records/s delivered (acks=all) to a local Tansu broker with SQLite storage;
-//! 3. produce→consume latency percentiles at a steady rate through that broker;
-//! and the process's peak resident memory.
+//! 3. produce→consume latency percentiles at a steady rate through that broker.
+//!
+//! It also prints the process's peak resident memory.
 
 use std::time::{Duration, Instant};
 

@@ -8,13 +8,22 @@ pub fn is_free(port: u16) -> bool {
         && TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
 }
 
+/// Ports handed out by [`free_port`]: below Linux's ephemeral range
+/// (32768–60999), so that outgoing client connections, which take their
+/// local port from that range, never hold the port a server is about to use.
+const SERVER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// A port that was free a moment ago. Callers must tolerate losing a race
-/// for it (start, and on "address in use" pick again).
+/// for it to another server (start, and on "address in use" pick again).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the OS always has an ephemeral port for loopback")
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    loop {
+        let port = rng.gen_range(SERVER_PORTS);
+        if is_free(port) {
+            return port;
+        }
+    }
 }
 
 #[cfg(test)]
