@@ -262,3 +262,41 @@ fn external_kafka_and_postgres_are_used_instead_of_local_ones() {
     .unwrap();
     assert!(up.wait().unwrap().success());
 }
+
+#[test]
+fn a_missing_binary_fails_clearly_and_starts_nothing() {
+    let project = Project::new("missing_binary");
+    std::fs::write(
+        project.dir.path().join("lakehouse.toml"),
+        "[kafka]\nbroker_bin = \"/nonexistent/tansu\"\n",
+    )
+    .unwrap();
+    let out = project.run(&["up", "--headless"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/tansu") && stderr.contains("kafka.broker_bin"),
+        "{stderr}"
+    );
+    assert!(
+        !project.dir.path().join(".lakehouse/postgres").exists(),
+        "PostgreSQL was not started"
+    );
+
+    std::fs::write(
+        project.dir.path().join("lakehouse.toml"),
+        "[postgres]\nbin_dir = \"/nonexistent/bin\"\n",
+    )
+    .unwrap();
+    let out = project.run(&["up", "--headless"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/bin") && stderr.contains("postgres.bin_dir"),
+        "{stderr}"
+    );
+    assert!(
+        !project.dir.path().join(".lakehouse/broker").exists(),
+        "the broker was not started"
+    );
+}
