@@ -1,0 +1,333 @@
+//! JSON values in and out, and table keys, in ksqlDB's conventions.
+
+use std::io::Write;
+
+use serde_json::Value as Json;
+
+use crate::plan::{Column, KeyFormat};
+use crate::types::SqlType;
+use crate::value::Value;
+
+/// Why a record could not be decoded for a stream.
+pub type DecodeError = String;
+
+/// Parses a record value once; every source stream over the topic maps it.
+pub fn parse_value(bytes: Option<&[u8]>) -> Result<serde_json::Map<String, Json>, DecodeError> {
+    let bytes = bytes.ok_or_else(|| "null value (a tombstone) on a stream".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("value is not UTF-8: {e}"))?;
+    match serde_json::from_str::<Json>(text) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(other) => Err(format!(
+            "value is JSON but not an object (found {})",
+            json_kind(&other)
+        )),
+        Err(e) => Err(format!("value is not valid JSON: {e}")),
+    }
+}
+
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// A source stream's decoder: columns looked up by name, case-insensitively
+/// (JSON field names are usually lower case, column names upper case).
+#[derive(Debug, Clone)]
+pub struct RowDecoder {
+    columns: Vec<(String, String, SqlType, bool)>,
+}
+
+impl RowDecoder {
+    pub fn new(columns: &[Column]) -> Self {
+        Self {
+            columns: columns
+                .iter()
+                .map(|c| (c.name.clone(), c.name.to_lowercase(), c.ty.clone(), c.key))
+                .collect(),
+        }
+    }
+
+    /// Maps a parsed object to a row; a KEY column comes from the record key.
+    pub fn decode(
+        &self,
+        object: &serde_json::Map<String, Json>,
+        key: Option<&[u8]>,
+    ) -> Result<Vec<Value>, DecodeError> {
+        let mut row = Vec::with_capacity(self.columns.len());
+        for (name, lower, ty, is_key) in &self.columns {
+            if *is_key {
+                row.push(match key {
+                    Some(k) => Value::str(&String::from_utf8_lossy(k)),
+                    None => Value::Null,
+                });
+                continue;
+            }
+            let field = lookup(object, name, lower);
+            row.push(coerce(field, ty).map_err(|e| format!("column {name}: {e}"))?);
+        }
+        Ok(row)
+    }
+}
+
+fn lookup<'a>(
+    object: &'a serde_json::Map<String, Json>,
+    name: &str,
+    lower: &str,
+) -> Option<&'a Json> {
+    object.get(lower).or_else(|| object.get(name)).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn coerce(field: Option<&Json>, ty: &SqlType) -> Result<Value, String> {
+    let Some(v) = field else {
+        return Ok(Value::Null);
+    };
+    let wrong = || {
+        format!(
+            "expected {ty}, found {} {}",
+            json_kind(v),
+            truncate(&v.to_string())
+        )
+    };
+    Ok(match (ty, v) {
+        (_, Json::Null) => Value::Null,
+        (SqlType::String, Json::String(s)) => Value::str(s),
+        (SqlType::String, Json::Number(n)) => Value::str(&n.to_string()),
+        (SqlType::String, Json::Bool(b)) => Value::str(if *b { "true" } else { "false" }),
+        (SqlType::Int, Json::Number(n)) => {
+            let i = n.as_i64().ok_or_else(wrong)?;
+            i32::try_from(i).map_err(|_| format!("{i} is out of range for INT"))?;
+            Value::Int(i)
+        }
+        (SqlType::Bigint, Json::Number(n)) => {
+            Value::Int(n.as_i64().ok_or_else(|| format!("{n} is not a BIGINT"))?)
+        }
+        (SqlType::Int | SqlType::Bigint, Json::String(s)) => {
+            let i: i64 = s.trim().parse().map_err(|_| wrong())?;
+            if *ty == SqlType::Int {
+                i32::try_from(i).map_err(|_| format!("{i} is out of range for INT"))?;
+            }
+            Value::Int(i)
+        }
+        (SqlType::Double, Json::Number(n)) => {
+            Value::Double(n.as_f64().filter(|d| d.is_finite()).ok_or_else(wrong)?)
+        }
+        (SqlType::Double, Json::String(s)) => Value::Double(
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|d| d.is_finite())
+                .ok_or_else(wrong)?,
+        ),
+        (SqlType::Boolean, Json::Bool(b)) => Value::Bool(*b),
+        (SqlType::Boolean, Json::String(s))
+            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+        {
+            Value::Bool(s.eq_ignore_ascii_case("true"))
+        }
+        (SqlType::Struct(fields), Json::Object(map)) => {
+            let mut out = Vec::with_capacity(fields.len());
+            for (name, fty) in fields {
+                let field = lookup(map, name, &name.to_lowercase());
+                out.push(coerce(field, fty).map_err(|e| format!("field {name}: {e}"))?);
+            }
+            Value::Struct(out.into())
+        }
+        _ => return Err(wrong()),
+    })
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() <= 60 {
+        s.to_string()
+    } else {
+        let cut = (0..=60).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        format!("{}… ({} bytes)", &s[..cut], s.len())
+    }
+}
+
+/// Writes one value as JSON; struct field names come from the type.
+pub fn write_json(out: &mut Vec<u8>, v: &Value, ty: &SqlType) {
+    match (v, ty) {
+        (Value::Null, _) => out.extend_from_slice(b"null"),
+        (Value::Bool(b), _) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        (Value::Int(i), _) => {
+            let _ = write!(out, "{i}");
+        }
+        (Value::Double(d), _) if d.is_finite() => {
+            let _ = serde_json::to_writer(&mut *out, d);
+        }
+        (Value::Double(_), _) => out.extend_from_slice(b"null"),
+        (Value::Str(s), _) => {
+            let _ = serde_json::to_writer(&mut *out, &**s);
+        }
+        (Value::Struct(values), SqlType::Struct(fields)) => {
+            out.push(b'{');
+            for (i, ((name, fty), fv)) in fields.iter().zip(values.iter()).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, name);
+                out.push(b':');
+                write_json(out, fv, fty);
+            }
+            out.push(b'}');
+        }
+        (Value::Struct(_), _) => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Writes `{"NAME": value, ...}` for the chosen columns.
+pub fn write_object<'a>(out: &mut Vec<u8>, columns: impl Iterator<Item = (&'a Column, &'a Value)>) {
+    out.push(b'{');
+    for (i, (c, v)) in columns.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut *out, &c.name);
+        out.push(b':');
+        write_json(out, v, &c.ty);
+    }
+    out.push(b'}');
+}
+
+/// Serialises a table key; `window_start` is appended as 8 big-endian bytes
+/// (Kafka Streams' time-windowed key layout). `None` when a key value is NULL.
+pub fn encode_key(
+    format: KeyFormat,
+    columns: &[&Column],
+    values: &[Value],
+    window_start: Option<i64>,
+) -> Option<Vec<u8>> {
+    if values.iter().any(Value::is_null) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(32);
+    match format {
+        KeyFormat::None => return None,
+        KeyFormat::Kafka => match (&values[0], &columns[0].ty) {
+            (Value::Str(s), _) => out.extend_from_slice(s.as_bytes()),
+            (Value::Int(i), SqlType::Int) => out.extend_from_slice(&(*i as i32).to_be_bytes()),
+            (Value::Int(i), _) => out.extend_from_slice(&i.to_be_bytes()),
+            (Value::Double(d), _) => out.extend_from_slice(&d.to_bits().to_be_bytes()),
+            (Value::Bool(b), _) => out.push(*b as u8),
+            _ => return None,
+        },
+        KeyFormat::Json if values.len() == 1 => write_json(&mut out, &values[0], &columns[0].ty),
+        KeyFormat::Json => write_object(&mut out, columns.iter().copied().zip(values.iter())),
+    }
+    if let Some(start) = window_start {
+        out.extend_from_slice(&start.to_be_bytes());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: SqlType) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+            key: false,
+        }
+    }
+
+    #[test]
+    fn decoding_is_case_insensitive_and_typed() {
+        let columns = vec![
+            col("AMOUNT", SqlType::Double),
+            col("QUANTITY", SqlType::Int),
+            col(
+                "LOCATION",
+                SqlType::Struct(vec![("CITY".into(), SqlType::String)]),
+            ),
+            col("MISSING", SqlType::String),
+        ];
+        let decoder = RowDecoder::new(&columns);
+        let obj = parse_value(Some(
+            br#"{"amount": 12, "Quantity": 3, "location": {"city": "Paris"}}"#,
+        ))
+        .unwrap();
+        let row = decoder.decode(&obj, None).unwrap();
+        assert_eq!(row[0], Value::Double(12.0));
+        assert_eq!(row[1], Value::Int(3));
+        assert_eq!(row[2], Value::Struct(vec![Value::str("Paris")].into()));
+        assert_eq!(row[3], Value::Null);
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let decoder = RowDecoder::new(&[col("QUANTITY", SqlType::Int)]);
+        let obj = parse_value(Some(br#"{"quantity": "three"}"#)).unwrap();
+        assert!(decoder
+            .decode(&obj, None)
+            .unwrap_err()
+            .contains("column QUANTITY: expected INT"));
+        let obj = parse_value(Some(br#"{"quantity": 9007199254740993}"#)).unwrap();
+        assert!(decoder
+            .decode(&obj, None)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_value(Some(b"[1,2]"))
+            .unwrap_err()
+            .contains("not an object"));
+        assert!(parse_value(Some(b"{\"a\":"))
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(parse_value(Some(&[0xff, 0xfe]))
+            .unwrap_err()
+            .contains("UTF-8"));
+        assert!(parse_value(None).unwrap_err().contains("tombstone"));
+    }
+
+    #[test]
+    fn keys_in_both_formats() {
+        let s = col("K", SqlType::String);
+        let i = col("N", SqlType::Int);
+        assert_eq!(
+            encode_key(KeyFormat::Kafka, &[&s], &[Value::str("abc")], None).unwrap(),
+            b"abc"
+        );
+        assert_eq!(
+            encode_key(KeyFormat::Kafka, &[&i], &[Value::Int(1)], None).unwrap(),
+            vec![0, 0, 0, 1]
+        );
+        let windowed =
+            encode_key(KeyFormat::Kafka, &[&s], &[Value::str("a")], Some(60_000)).unwrap();
+        assert_eq!(&windowed[..1], b"a");
+        assert_eq!(
+            i64::from_be_bytes(windowed[1..].try_into().unwrap()),
+            60_000
+        );
+        assert_eq!(
+            encode_key(KeyFormat::Json, &[&s], &[Value::str("a")], None).unwrap(),
+            br#""a""#
+        );
+        assert_eq!(
+            encode_key(
+                KeyFormat::Json,
+                &[&s, &i],
+                &[Value::str("a"), Value::Int(2)],
+                None
+            )
+            .unwrap(),
+            br#"{"K":"a","N":2}"#
+        );
+        assert_eq!(
+            encode_key(KeyFormat::Kafka, &[&s], &[Value::Null], None),
+            None
+        );
+    }
+}

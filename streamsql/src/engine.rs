@@ -1,0 +1,675 @@
+//! The executor: turns one input record into the output records of every
+//! query, keeping table state in memory. Pure: no I/O, so it is tested with
+//! golden records and benchmarked without a broker; `runtime` wires it to Kafka.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::ast::WindowDef;
+use crate::codec::{encode_key, parse_value, write_object, RowDecoder};
+use crate::expr::{AggFunc, Ctx};
+use crate::plan::{AggregateCall, Column, Plan, Query, Relation, TableQuery};
+use crate::value::{decode_values, encode_values, Value};
+
+/// One record read from a source topic.
+#[derive(Debug, Clone, Copy)]
+pub struct InputRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Kafka record timestamp (ms).
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// One record for an output topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRecord {
+    /// Index of the relation in the plan.
+    pub relation: usize,
+    pub key: Option<Vec<u8>>,
+    /// `None`: a tombstone (the key left the table).
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+    /// Streams keep the source partition; tables are partitioned by key.
+    pub partition: Option<i32>,
+}
+
+/// A record one source stream could not decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub stream: String,
+    pub reason: String,
+}
+
+/// Counters since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineCounters {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub dead_letters: u64,
+    /// Table updates dropped because their window had closed (past the grace period).
+    pub late_dropped: u64,
+    /// Table updates dropped because a GROUP BY value was NULL (as ksqlDB does).
+    pub null_key_dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Acc {
+    Count(i64),
+    SumInt(i64),
+    SumDouble(f64),
+    Avg(f64, i64),
+    Extreme(Value),
+    Latest(Value),
+    Earliest(Value, bool),
+}
+
+impl Acc {
+    fn new(call: &AggregateCall) -> Acc {
+        match call.func {
+            AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum if call.arg_type == Some(crate::types::SqlType::Double) => {
+                Acc::SumDouble(0.0)
+            }
+            AggFunc::Sum => Acc::SumInt(0),
+            AggFunc::Avg => Acc::Avg(0.0, 0),
+            AggFunc::Min | AggFunc::Max => Acc::Extreme(Value::Null),
+            AggFunc::LatestByOffset => Acc::Latest(Value::Null),
+            AggFunc::EarliestByOffset => Acc::Earliest(Value::Null, false),
+        }
+    }
+
+    /// Adds one input value; NULLs are ignored except by COUNT(*).
+    fn update(&mut self, func: AggFunc, v: Value) {
+        if func == AggFunc::CountStar {
+            if let Acc::Count(n) = self {
+                *n += 1;
+            }
+            return;
+        }
+        if v.is_null() {
+            return;
+        }
+        match self {
+            Acc::Count(n) => *n += 1,
+            Acc::SumInt(s) => {
+                *s = s.saturating_add(match v {
+                    Value::Int(i) => i,
+                    _ => 0,
+                })
+            }
+            Acc::SumDouble(s) => *s += v.as_f64().unwrap_or(0.0),
+            Acc::Avg(s, n) => {
+                *s += v.as_f64().unwrap_or(0.0);
+                *n += 1;
+            }
+            Acc::Extreme(current) => {
+                let better = current.is_null()
+                    || v.sql_cmp(current).is_some_and(|o| {
+                        if func == AggFunc::Min {
+                            o.is_lt()
+                        } else {
+                            o.is_gt()
+                        }
+                    });
+                if better {
+                    *current = v;
+                }
+            }
+            Acc::Latest(current) => *current = v,
+            Acc::Earliest(current, set) => {
+                if !*set {
+                    *current = v;
+                    *set = true;
+                }
+            }
+        }
+    }
+
+    fn result(&self) -> Value {
+        match self {
+            Acc::Count(n) | Acc::SumInt(n) => Value::Int(*n),
+            Acc::SumDouble(s) => Value::Double(*s),
+            Acc::Avg(_, 0) => Value::Null,
+            Acc::Avg(s, n) => Value::Double(s / *n as f64),
+            Acc::Extreme(v) | Acc::Latest(v) | Acc::Earliest(v, _) => v.clone(),
+        }
+    }
+
+    fn to_values(&self) -> [Value; 2] {
+        match self {
+            Acc::Count(n) | Acc::SumInt(n) => [Value::Int(*n), Value::Null],
+            Acc::SumDouble(s) => [Value::Double(*s), Value::Null],
+            Acc::Avg(s, n) => [Value::Double(*s), Value::Int(*n)],
+            Acc::Extreme(v) | Acc::Latest(v) => [v.clone(), Value::Null],
+            Acc::Earliest(v, set) => [v.clone(), Value::Bool(*set)],
+        }
+    }
+
+    fn from_values(template: &Acc, a: Value, b: Value) -> Option<Acc> {
+        Some(match (template, a, b) {
+            (Acc::Count(_), Value::Int(n), _) => Acc::Count(n),
+            (Acc::SumInt(_), Value::Int(n), _) => Acc::SumInt(n),
+            (Acc::SumDouble(_), Value::Double(s), _) => Acc::SumDouble(s),
+            (Acc::Avg(..), Value::Double(s), Value::Int(n)) => Acc::Avg(s, n),
+            (Acc::Extreme(_), v, _) => Acc::Extreme(v),
+            (Acc::Latest(_), v, _) => Acc::Latest(v),
+            (Acc::Earliest(..), v, Value::Bool(set)) => Acc::Earliest(v, set),
+            _ => return None,
+        })
+    }
+}
+
+/// One group of a table (one key, and one window for windowed tables).
+#[derive(Debug, Clone, PartialEq)]
+struct Group {
+    key_values: Vec<Value>,
+    accs: Vec<Acc>,
+    /// A row for this key is in the output (so failing HAVING sends a tombstone).
+    emitted: bool,
+}
+
+type GroupId = (Vec<u8>, i64);
+
+#[derive(Debug, Default)]
+struct TableState {
+    groups: HashMap<GroupId, Group>,
+    /// Changed since the last checkpoint; `None` in the map means removed.
+    dirty: HashSet<GroupId>,
+    /// Highest event time seen (windowed tables).
+    stream_time: i64,
+}
+
+/// A change of table state, for checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub table: usize,
+    pub group: Vec<u8>,
+    pub window_start: i64,
+    /// `None`: the group was removed (its window expired).
+    pub value: Option<Vec<u8>>,
+}
+
+pub struct Engine {
+    plan: Arc<Plan>,
+    decoders: Vec<Option<RowDecoder>>,
+    tables: Vec<TableState>,
+    /// For each table query: its output relation's key columns in GROUP BY order.
+    table_keys: Vec<Vec<Column>>,
+    counters: EngineCounters,
+}
+
+impl Engine {
+    pub fn new(plan: Arc<Plan>) -> Self {
+        let decoders = plan
+            .relations
+            .iter()
+            .map(|r| r.is_source.then(|| RowDecoder::new(&r.columns)))
+            .collect();
+        let mut tables = Vec::new();
+        let mut table_keys = Vec::new();
+        for q in &plan.queries {
+            if let Query::Table(t) = q {
+                tables.push(TableState::default());
+                table_keys.push(key_columns_in_group_order(&plan.relations[t.output], t));
+            }
+        }
+        Self {
+            plan,
+            decoders,
+            tables,
+            table_keys,
+            counters: EngineCounters::default(),
+        }
+    }
+
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    pub fn counters(&self) -> &EngineCounters {
+        &self.counters
+    }
+
+    /// Runs every query over one input record.
+    pub fn process(
+        &mut self,
+        input: &InputRecord<'_>,
+        out: &mut Vec<OutputRecord>,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        self.counters.records_in += 1;
+        let plan = Arc::clone(&self.plan);
+        let mut rows: Vec<Option<Vec<Value>>> = vec![None; plan.relations.len()];
+        let mut parsed = None;
+        let mut rowtime = input.timestamp;
+        for (i, relation) in plan.relations.iter().enumerate() {
+            let Some(decoder) = &self.decoders[i] else {
+                continue;
+            };
+            if relation.topic != input.topic {
+                continue;
+            }
+            let object = parsed.get_or_insert_with(|| parse_value(input.value));
+            let decoded = match object {
+                Ok(map) => decoder.decode(map, input.key),
+                Err(reason) => Err(reason.clone()),
+            };
+            match decoded {
+                Ok(row) => {
+                    if let Some(ts_col) = &relation.timestamp_column {
+                        match event_time(&row[relation.column_index(ts_col).expect("planned")]) {
+                            Some(ts) => rowtime = ts,
+                            None => {
+                                dead.push(DeadLetter {
+                                    stream: relation.name.clone(),
+                                    reason: format!(
+                                        "TIMESTAMP column {ts_col} is NULL or not a time"
+                                    ),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    rows[i] = Some(row);
+                }
+                Err(reason) => dead.push(DeadLetter {
+                    stream: relation.name.clone(),
+                    reason,
+                }),
+            }
+        }
+        self.counters.dead_letters += dead.len() as u64;
+        let ctx = Ctx { rowtime };
+        let before = out.len();
+        let mut table_index = 0;
+        for query in &plan.queries {
+            match query {
+                Query::Stream(q) => {
+                    let Some(row) = &rows[q.input] else { continue };
+                    if let Some(f) = &q.filter {
+                        if f.eval(row, &ctx) != Value::Bool(true) {
+                            continue;
+                        }
+                    }
+                    let projected: Vec<Value> =
+                        q.projection.iter().map(|e| e.eval(row, &ctx)).collect();
+                    let relation = &plan.relations[q.output];
+                    let mut value = Vec::with_capacity(256);
+                    write_object(&mut value, relation.columns.iter().zip(projected.iter()));
+                    out.push(OutputRecord {
+                        relation: q.output,
+                        key: None,
+                        value: Some(value),
+                        timestamp: rowtime,
+                        partition: Some(input.partition),
+                    });
+                    rows[q.output] = Some(projected);
+                }
+                Query::Table(q) => {
+                    if let Some(row) = &rows[q.input] {
+                        self.update_table(table_index, q, row, &ctx, out);
+                    }
+                    table_index += 1;
+                }
+            }
+        }
+        self.counters.records_out += (out.len() - before) as u64;
+    }
+
+    fn update_table(
+        &mut self,
+        index: usize,
+        q: &TableQuery,
+        row: &[Value],
+        ctx: &Ctx,
+        out: &mut Vec<OutputRecord>,
+    ) {
+        if let Some(f) = &q.filter {
+            if f.eval(row, ctx) != Value::Bool(true) {
+                return;
+            }
+        }
+        let key_values: Vec<Value> = q.group_by.iter().map(|e| e.eval(row, ctx)).collect();
+        if key_values.iter().any(Value::is_null) {
+            self.counters.null_key_dropped += 1;
+            return;
+        }
+        let group_key = encode_values(&key_values);
+        let inputs: Vec<Value> = q
+            .aggregates
+            .iter()
+            .map(|a| {
+                a.arg
+                    .as_ref()
+                    .map(|e| e.eval(row, ctx))
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        let relation = &self.plan.relations[q.output];
+        let state = &mut self.tables[index];
+        let windows: Vec<(i64, i64)> = match q.window {
+            None => vec![(0, 0)],
+            Some(w) => {
+                state.stream_time = state.stream_time.max(ctx.rowtime);
+                window_bounds(w, ctx.rowtime)
+            }
+        };
+        for (start, end) in windows {
+            if q.window.is_some() && end + q.grace_ms <= state.stream_time {
+                self.counters.late_dropped += 1;
+                continue;
+            }
+            let id = (group_key.clone(), start);
+            let group = state.groups.entry(id.clone()).or_insert_with(|| Group {
+                key_values: key_values.clone(),
+                accs: q.aggregates.iter().map(Acc::new).collect(),
+                emitted: false,
+            });
+            for ((acc, call), v) in group.accs.iter_mut().zip(&q.aggregates).zip(&inputs) {
+                acc.update(call.func, v.clone());
+            }
+            let mut grouped = Vec::with_capacity(2 + key_values.len() + group.accs.len());
+            grouped.push(Value::Int(start));
+            grouped.push(Value::Int(end));
+            grouped.extend(group.key_values.iter().cloned());
+            grouped.extend(group.accs.iter().map(Acc::result));
+            let passes = q
+                .having
+                .as_ref()
+                .is_none_or(|h| h.eval(&grouped, ctx) == Value::Bool(true));
+            let window_start = q.window.map(|_| start);
+            let key_columns: Vec<&Column> = self.table_keys[index].iter().collect();
+            let key = encode_key(
+                relation.key_format,
+                &key_columns,
+                &group.key_values,
+                window_start,
+            );
+            if passes {
+                let projected: Vec<Value> =
+                    q.projection.iter().map(|e| e.eval(&grouped, ctx)).collect();
+                let mut value = Vec::with_capacity(128);
+                write_object(
+                    &mut value,
+                    relation
+                        .columns
+                        .iter()
+                        .zip(projected.iter())
+                        .filter(|(c, _)| !c.key),
+                );
+                group.emitted = true;
+                out.push(OutputRecord {
+                    relation: q.output,
+                    key,
+                    value: Some(value),
+                    timestamp: ctx.rowtime,
+                    partition: None,
+                });
+            } else if group.emitted {
+                group.emitted = false;
+                out.push(OutputRecord {
+                    relation: q.output,
+                    key,
+                    value: None,
+                    timestamp: ctx.rowtime,
+                    partition: None,
+                });
+            }
+            state.dirty.insert(id);
+        }
+    }
+
+    /// Drops windows that closed more than the grace period ago; memory stays
+    /// bounded by the number of open windows.
+    pub fn expire_windows(&mut self) {
+        let mut index = 0;
+        for q in &self.plan.queries {
+            let Query::Table(t) = q else { continue };
+            let state = &mut self.tables[index];
+            index += 1;
+            let Some(w) = t.window else { continue };
+            let size = match w {
+                WindowDef::Tumbling { size_ms, .. } | WindowDef::Hopping { size_ms, .. } => size_ms,
+            };
+            let horizon = state.stream_time - t.grace_ms - size;
+            let expired: Vec<GroupId> = state
+                .groups
+                .keys()
+                .filter(|(_, start)| *start < horizon)
+                .cloned()
+                .collect();
+            for id in expired {
+                state.groups.remove(&id);
+                state.dirty.insert(id);
+            }
+        }
+    }
+
+    /// Number of groups held in memory over all tables.
+    pub fn state_size(&self) -> usize {
+        self.tables.iter().map(|t| t.groups.len()).sum()
+    }
+
+    /// State changes since the last call, for a checkpoint.
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        let mut changes = Vec::new();
+        for (table, state) in self.tables.iter_mut().enumerate() {
+            for id in state.dirty.drain() {
+                let value = state.groups.get(&id).map(|g| encode_group(g));
+                changes.push(StateChange {
+                    table,
+                    group: id.0.clone(),
+                    window_start: id.1,
+                    value,
+                });
+            }
+        }
+        changes
+    }
+
+    /// Stream time of each table (checkpointed so window expiry survives restarts).
+    pub fn stream_times(&self) -> Vec<i64> {
+        self.tables.iter().map(|t| t.stream_time).collect()
+    }
+
+    /// Restores state saved by checkpoints.
+    pub fn restore(
+        &mut self,
+        entries: impl Iterator<Item = StateChange>,
+        stream_times: &[i64],
+    ) -> Result<(), String> {
+        let templates: Vec<Vec<Acc>> = self
+            .plan
+            .queries
+            .iter()
+            .filter_map(|q| match q {
+                Query::Table(t) => Some(t.aggregates.iter().map(Acc::new).collect()),
+                Query::Stream(_) => None,
+            })
+            .collect();
+        for e in entries {
+            let Some(bytes) = e.value else { continue };
+            let template = templates
+                .get(e.table)
+                .ok_or("checkpoint names a table the file no longer has")?;
+            let group = decode_group(&bytes, template)
+                .ok_or("checkpoint entry does not match the table's aggregates")?;
+            self.tables[e.table]
+                .groups
+                .insert((e.group, e.window_start), group);
+        }
+        for (state, t) in self.tables.iter_mut().zip(stream_times) {
+            state.stream_time = *t;
+        }
+        Ok(())
+    }
+}
+
+/// The relation's key columns, ordered as its GROUP BY lists them.
+fn key_columns_in_group_order(relation: &Relation, q: &TableQuery) -> Vec<Column> {
+    (0..q.group_by.len())
+        .map(|k| {
+            let slot = TableQuery::key_slot(k);
+            let position = q
+                .projection
+                .iter()
+                .zip(&relation.columns)
+                .position(|(e, c)| c.key && *e == crate::expr::CExpr::Column(slot))
+                .expect("every group key is projected");
+            relation.columns[position].clone()
+        })
+        .collect()
+}
+
+fn encode_group(g: &Group) -> Vec<u8> {
+    let mut values = vec![
+        Value::Bool(g.emitted),
+        Value::Int(g.key_values.len() as i64),
+    ];
+    values.extend(g.key_values.iter().cloned());
+    for acc in &g.accs {
+        values.extend(acc.to_values());
+    }
+    encode_values(&values)
+}
+
+fn decode_group(bytes: &[u8], template: &[Acc]) -> Option<Group> {
+    let values = decode_values(bytes)?;
+    let Value::Bool(emitted) = values.first()? else {
+        return None;
+    };
+    let Value::Int(nkeys) = values.get(1)? else {
+        return None;
+    };
+    let nkeys = *nkeys as usize;
+    let key_values = values.get(2..2 + nkeys)?.to_vec();
+    let acc_values = values.get(2 + nkeys..)?;
+    if acc_values.len() != template.len() * 2 {
+        return None;
+    }
+    let accs = template
+        .iter()
+        .zip(acc_values.chunks(2))
+        .map(|(t, pair)| Acc::from_values(t, pair[0].clone(), pair[1].clone()))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Group {
+        key_values,
+        accs,
+        emitted: *emitted,
+    })
+}
+
+/// The windows `[start, end)` that contain `ts`.
+pub fn window_bounds(w: WindowDef, ts: i64) -> Vec<(i64, i64)> {
+    match w {
+        WindowDef::Tumbling { size_ms, .. } => {
+            let start = ts - ts.rem_euclid(size_ms);
+            vec![(start, start + size_ms)]
+        }
+        WindowDef::Hopping {
+            size_ms,
+            advance_ms,
+            ..
+        } => {
+            let last = ts - ts.rem_euclid(advance_ms);
+            let mut out = Vec::new();
+            let mut start = last;
+            while start > ts - size_ms {
+                out.push((start, start + size_ms));
+                start -= advance_ms;
+            }
+            out.reverse();
+            out
+        }
+    }
+}
+
+fn event_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(ms) => Some(*ms),
+        Value::Str(s) => chrono_like_parse(s),
+        _ => None,
+    }
+}
+
+/// ISO-8601 `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` to epoch milliseconds.
+fn chrono_like_parse(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let ms3: String = format!("{digits:0<3}").chars().take(3).collect();
+        millis = ms3.parse::<i64>().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest {
+        "" | "Z" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 60 + o.get(4..6)?.parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y2, m2) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi - offset_min) * 60_000 + se * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hopping_windows_cover_the_record() {
+        let w = WindowDef::Hopping {
+            size_ms: 300,
+            advance_ms: 100,
+            grace_ms: None,
+        };
+        assert_eq!(
+            window_bounds(w, 250),
+            vec![(0, 300), (100, 400), (200, 500)]
+        );
+        let t = WindowDef::Tumbling {
+            size_ms: 60,
+            grace_ms: None,
+        };
+        assert_eq!(window_bounds(t, 125), vec![(120, 180)]);
+    }
+
+    #[test]
+    fn iso_timestamps_parse() {
+        assert_eq!(chrono_like_parse("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            chrono_like_parse("2026-11-24T07:47:40.000Z"),
+            Some(1_795_506_460_000)
+        );
+        assert_eq!(chrono_like_parse("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(chrono_like_parse("nope"), None);
+    }
+}
