@@ -659,6 +659,12 @@ impl Parser {
         };
         if self.eat_word("IN") {
             self.expect_symbol("(")?;
+            if self.is_word("SELECT") {
+                return Err(Located::new(
+                    self.peek().pos,
+                    "subqueries are not supported",
+                ));
+            }
             let mut list = Vec::new();
             loop {
                 list.push(self.expr()?);
