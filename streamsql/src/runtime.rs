@@ -218,10 +218,13 @@ pub fn run(
     let producer: ThreadedProducer<DeliveryTracker> = client_config(bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "false")
-        .set("linger.ms", "5")
+        // Large batches: the output fans out to many topics, and fewer,
+        // bigger produce requests are what the broker handles best.
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "500000")
-        .set("message.timeout.ms", "120000")
+        .set("message.timeout.ms", "600000")
         .create_with_context(tracker)?;
 
     let mut outputs = Vec::new();
