@@ -6,6 +6,7 @@ mod state;
 mod status;
 mod tui;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,19 @@ enum Command {
         /// Do not open the console; run until Ctrl-C, SIGTERM or `lakectl down`.
         #[arg(long, env = "LAKEHOUSE_HEADLESS")]
         headless: bool,
+        /// Stream SQL statement file to run.
+        #[arg(
+            long,
+            env = "LAKEHOUSE_SQL",
+            default_value = "producer/ksql_queries.sql"
+        )]
+        sql: PathBuf,
+    },
+    /// Validate a stream SQL file and print its plan (streams, tables, columns, keys, topics).
+    #[command(name = "stream-sql")]
+    StreamSql {
+        #[command(subcommand)]
+        command: StreamSqlCommand,
     },
     /// Stop the stack that `lakectl up` started.
     Down,
@@ -52,6 +66,17 @@ enum Command {
     Produce(produce::ProduceArgs),
 }
 
+#[derive(Debug, Subcommand)]
+enum StreamSqlCommand {
+    /// Validate the file and print the plan.
+    Check {
+        file: PathBuf,
+        /// The catalog as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(error) = run(cli) {
@@ -62,7 +87,13 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let settings = cli.config.resolve()?;
-    let console_on_screen = matches!(cli.command, None | Some(Command::Up { headless: false }));
+    let console_on_screen = matches!(
+        cli.command,
+        None | Some(Command::Up {
+            headless: false,
+            ..
+        })
+    );
     // The console owns the screen; other commands print their own progress.
     let stderr_level = if console_on_screen {
         LevelFilter::OFF
@@ -72,7 +103,23 @@ fn run(cli: Cli) -> Result<()> {
     let _logs = lakehouse::logging::init("lakectl", &settings.log_dir, Some(stderr_level));
     match cli.command {
         None => tui::run(&settings, "q: quit (the stack keeps running)", || Ok(())),
-        Some(Command::Up { headless }) => up(&settings, headless),
+        Some(Command::Up { headless, sql }) => up(&settings, headless, &sql),
+        Some(Command::StreamSql {
+            command: StreamSqlCommand::Check { file, json },
+        }) => {
+            let plan = lakehouse_streamsql::load_file(&file)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan.relations)?);
+            } else {
+                print!("{}", lakehouse_streamsql::plan::describe(&plan));
+                println!(
+                    "{} streams, {} tables: OK",
+                    plan.streams().count(),
+                    plan.tables().count()
+                );
+            }
+            Ok(())
+        }
         Some(Command::Down) => down(&settings),
         Some(Command::Status { json }) => {
             let report = runtime()?.block_on(status::collect(&settings));
@@ -95,13 +142,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn up(settings: &Settings, headless: bool) -> Result<()> {
+fn up(settings: &Settings, headless: bool, sql: &Path) -> Result<()> {
     println!(
         "Starting the lakehouse stack (state in {})",
         settings.state_dir.display()
     );
     let runtime = runtime()?;
-    let mut stack = Stack::start(settings, &runtime)?;
+    let mut stack = Stack::start(settings, &runtime, sql)?;
     tracing::info!("stack started");
     let outcome = if headless {
         println!("Stack is up. Ctrl-C or `lakectl down` stops it; `lakectl status` shows it.");

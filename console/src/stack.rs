@@ -6,7 +6,10 @@
 //! Components are spawned from the main thread, which lives as long as the
 //! stack: their parent-death signal then fires only when `lakectl` ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,6 +22,8 @@ use lakehouse::postgres::{
     apply_user_schema, connect_with_retry, create_database_if_missing, redact_url,
 };
 use lakehouse::Settings;
+use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
+use lakehouse_streamsql::Plan;
 use tokio::runtime::Runtime;
 
 use crate::state::{ManagedProcess, StackFile, StackLock};
@@ -34,9 +39,72 @@ pub fn required_topics(settings: &Settings) -> Vec<TopicSpec> {
     )]
 }
 
+/// The embedded stream SQL engine, on a thread of `lakectl up`.
+struct StreamSql {
+    plan: Arc<Plan>,
+    config: RuntimeConfig,
+    stop: Arc<AtomicBool>,
+    stats: Arc<RuntimeStats>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl StreamSql {
+    fn start(plan: Arc<Plan>, config: RuntimeConfig) -> Self {
+        let mut engine = Self {
+            plan,
+            config,
+            stop: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(RuntimeStats::default()),
+            thread: None,
+        };
+        engine.spawn();
+        engine
+    }
+
+    fn spawn(&mut self) {
+        let (plan, config, stop, stats) = (
+            Arc::clone(&self.plan),
+            self.config.clone(),
+            Arc::clone(&self.stop),
+            Arc::clone(&self.stats),
+        );
+        self.thread = Some(
+            std::thread::Builder::new()
+                .name("stream-sql".into())
+                .spawn(move || {
+                    runtime::run(plan, &config, &stop, &stats)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+                .expect("spawn the stream SQL thread"),
+        );
+    }
+
+    /// The error that stopped the engine, if it stopped.
+    fn failure(&mut self) -> Option<String> {
+        if !self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            return None;
+        }
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => Some(e),
+            Some(Err(_)) => Some("the engine panicked".into()),
+            _ => Some("the engine stopped".into()),
+        }
+    }
+
+    /// Stops after a final checkpoint.
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A running single-machine stack.
 pub struct Stack {
     settings: Settings,
+    stream_sql: Option<StreamSql>,
     // Field order is stop order: PostgreSQL last, so nothing loses its database early.
     broker: Option<LocalBroker>,
     postgres: Option<LocalPostgres>,
@@ -51,12 +119,16 @@ struct Prerequisites {
 }
 
 impl Stack {
-    /// Starts every local component and prepares topics, database and schema.
-    pub fn start(settings: &Settings, runtime: &Runtime) -> Result<Stack> {
+    /// Starts every local component, prepares topics, database and schema,
+    /// then runs the statement file `sql`.
+    pub fn start(settings: &Settings, runtime: &Runtime, sql: &Path) -> Result<Stack> {
         let lock = StackLock::acquire(&settings.state_dir)?;
+        // A bad statement file is reported before anything starts.
+        let plan = Arc::new(lakehouse_streamsql::load_file(sql)?);
         let prerequisites = check_prerequisites(settings)?;
         let mut stack = Stack {
             settings: settings.clone(),
+            stream_sql: None,
             broker: None,
             postgres: None,
             restarts: 0,
@@ -99,6 +171,21 @@ impl Stack {
         }
 
         runtime.block_on(stack.prepare_storage())?;
+        let config = RuntimeConfig::new(
+            settings.kafka_bootstrap(),
+            settings.state_dir.join("stream-sql"),
+        );
+        step(
+            "stream-sql",
+            &format!(
+                "{} ({} streams, {} tables; dead letters in {})",
+                sql.display(),
+                plan.streams().count(),
+                plan.tables().count(),
+                config.dlq_topic
+            ),
+        );
+        stack.stream_sql = Some(StreamSql::start(plan, config));
         stack.stack_file().write(&settings.state_dir)?;
         Ok(stack)
     }
@@ -176,6 +263,7 @@ impl Stack {
                 endpoint: b.bootstrap(),
                 log_file: b.log_file().to_path_buf(),
             }),
+            stream_sql: self.stream_sql.is_some(),
             postgres: self.postgres.as_ref().map(|p| ManagedProcess {
                 pid: p.pid(),
                 endpoint: redact_url(&p.url(&self.settings.postgres.database)),
@@ -213,6 +301,19 @@ impl Stack {
                 restarted = true;
             }
         }
+        if let Some(engine) = self.stream_sql.as_mut() {
+            if let Some(error) = engine.failure() {
+                self.restarts += 1;
+                anyhow::ensure!(
+                    self.restarts <= MAX_RESTARTS,
+                    "stream SQL keeps failing: {error}"
+                );
+                tracing::error!(
+                    "stream SQL stopped ({error}); restarting it from its last checkpoint"
+                );
+                engine.spawn();
+            }
+        }
         if restarted {
             self.stack_file().write(&self.settings.state_dir)?;
         }
@@ -221,6 +322,10 @@ impl Stack {
 
     /// Stops everything, in reverse start order.
     pub fn shutdown(mut self) {
+        if let Some(mut engine) = self.stream_sql.take() {
+            engine.stop();
+            step("stopped", "stream-sql (checkpointed)");
+        }
         if let Some(mut broker) = self.broker.take() {
             broker.stop();
             step("stopped", "broker");

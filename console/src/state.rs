@@ -28,6 +28,9 @@ pub struct StackFile {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub broker: Option<ManagedProcess>,
     pub postgres: Option<ManagedProcess>,
+    /// The stream SQL engine runs inside the supervisor.
+    #[serde(default)]
+    pub stream_sql: bool,
 }
 
 impl StackFile {

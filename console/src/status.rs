@@ -40,6 +40,8 @@ pub struct ComponentStatus {
     pub log_file: Option<PathBuf>,
     /// Why it is not running, when known.
     pub detail: Option<String>,
+    /// Records not yet processed (consumers only): high watermark − committed offset.
+    pub lag: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,6 +119,35 @@ pub async fn collect(settings: &Settings) -> StatusReport {
     );
 
     let broker_up = components["broker"].state == ComponentState::Running;
+    let engine_running = stack.as_ref().is_some_and(|s| s.stream_sql);
+    let lag = if broker_up {
+        let (bootstrap, topic) = (bootstrap.clone(), settings.topics.transaction_log.clone());
+        tokio::task::spawn_blocking(move || consumer_lag(&bootstrap, STREAM_SQL_GROUP, &topic))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    components.insert(
+        "stream_sql".to_string(),
+        ComponentStatus {
+            state: if engine_running {
+                ComponentState::Running
+            } else {
+                ComponentState::Stopped
+            },
+            managed: true,
+            pid: stack
+                .as_ref()
+                .filter(|s| s.stream_sql)
+                .map(|s| s.supervisor_pid),
+            endpoint: format!("consumer group {STREAM_SQL_GROUP}"),
+            log_file: None,
+            detail: (!engine_running).then(|| "runs inside `lakectl up`".to_string()),
+            lag,
+        },
+    );
     let topics = required_topics(settings)
         .into_iter()
         .map(|spec| {
@@ -173,7 +204,37 @@ fn component(
         endpoint,
         log_file: process.map(|p| p.log_file.clone()),
         detail,
+        lag: None,
     }
+}
+
+/// Consumer group of the embedded stream SQL engine.
+const STREAM_SQL_GROUP: &str = "lakehouse_stream_sql";
+
+/// Sum over partitions of high watermark − committed offset (nothing committed: the whole partition).
+fn consumer_lag(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let marks = kafka::watermarks(bootstrap, topic).ok()?;
+    let consumer: BaseConsumer = kafka::client_config(bootstrap)
+        .set("group.id", group)
+        .create()
+        .ok()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (p, _, _) in &marks {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, PROBE_TIMEOUT).ok()?;
+    Some(
+        marks
+            .iter()
+            .map(
+                |(p, low, high)| match committed.find_partition(topic, *p).map(|e| e.offset()) {
+                    Some(rdkafka::Offset::Offset(o)) => (high - o).max(0),
+                    _ => high - low,
+                },
+            )
+            .sum(),
+    )
 }
 
 /// The human-readable form.
@@ -194,8 +255,9 @@ pub fn render_text(report: &StatusReport) -> String {
         };
         let origin = if c.managed { "local" } else { "external" };
         let pid = c.pid.map(|p| format!("pid {p}")).unwrap_or_default();
+        let lag = c.lag.map(|l| format!("  (lag {l})")).unwrap_or_default();
         out.push_str(&format!(
-            "  {name:<9} {state:<12} {origin:<9} {pid:<10} {}\n",
+            "  {name:<10} {state:<12} {origin:<9} {pid:<10} {}{lag}\n",
             c.endpoint
         ));
         if let (ComponentState::Unreachable, Some(detail)) = (c.state, &c.detail) {

@@ -35,6 +35,10 @@ impl Project {
             .env("LAKEHOUSE_POSTGRES_PORT", self.postgres_port.to_string())
             .env_remove("LAKEHOUSE_KAFKA_BOOTSTRAP")
             .env_remove("LAKEHOUSE_POSTGRES_URL")
+            .env(
+                "LAKEHOUSE_SQL",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql"),
+            )
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null());
         cmd

@@ -1,0 +1,137 @@
+//! Stream SQL benchmark; prints a Markdown table for BENCHMARKS.md.
+//!
+//!   cargo bench -p lakehouse-streamsql --bench engine
+//!
+//! 1. the engine alone, in memory, on one core: the whole product file;
+//! 2. end to end through a local Tansu broker: produce, run, until caught up.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lakehouse::kafka::{client_config, ensure_topics, watermarks, TopicSpec};
+use lakehouse_producer::{produce, ProduceOptions, TransactionGenerator};
+use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
+use lakehouse_streamsql::{load, Engine, InputRecord};
+use lakehouse_testkit::{block_on, Broker, ScratchDir};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const FILE: &str = include_str!("../../producer/ksql_queries.sql");
+
+fn main() {
+    println!("| case | input records | seconds | input records/s | output records/s | notes |");
+    println!("|---|---:|---:|---:|---:|---|");
+    in_memory(300_000);
+    end_to_end(5_000);
+    println!(
+        "\npeak RSS of the benchmark process: {} MiB",
+        peak_rss_mib()
+    );
+}
+
+fn in_memory(n: usize) {
+    let now = "2026-11-24T07:47:40Z".parse().unwrap();
+    let mut generator = TransactionGenerator::new(3, 1, 30);
+    let inputs: Vec<Vec<u8>> = (0..n)
+        .map(|_| serde_json::to_vec(&generator.next_transaction(now)).unwrap())
+        .collect();
+    let plan = Arc::new(load(FILE).unwrap());
+    let mut engine = Engine::new(plan);
+    let (mut out, mut dead) = (Vec::with_capacity(64), Vec::new());
+    let mut produced = 0usize;
+    let started = Instant::now();
+    for (i, value) in inputs.iter().enumerate() {
+        out.clear();
+        engine.process(
+            &InputRecord {
+                topic: "transaction_log",
+                partition: (i % 3) as i32,
+                offset: i as i64,
+                timestamp: 1_795_506_460_000 + i as i64,
+                key: None,
+                value: Some(value),
+            },
+            &mut out,
+            &mut dead,
+        );
+        produced += out.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "| engine only, in memory, 1 core, whole file (13 streams, 8 tables) | {n} | {secs:.2} | {:.0} | {:.0} | {:.1} outputs per input, {} groups in state |",
+        n as f64 / secs,
+        produced as f64 / secs,
+        produced as f64 / n as f64,
+        engine.state_size()
+    );
+}
+
+fn end_to_end(n: u64) {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    block_on(ensure_topics(
+        &bootstrap,
+        &[TopicSpec::new("transaction_log", 3)],
+    ))
+    .unwrap();
+    let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
+    options.count = Some(n);
+    options.seed = 5;
+    produce(options).unwrap();
+
+    let dir = ScratchDir::new("bench-stream-sql");
+    let config = RuntimeConfig::new(&bootstrap, dir.path());
+    let plan = Arc::new(load(FILE).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(RuntimeStats::default());
+    let started = Instant::now();
+    let worker = {
+        let (stop, stats, config) = (Arc::clone(&stop), Arc::clone(&stats), config.clone());
+        std::thread::spawn(move || runtime::run(plan, &config, &stop, &stats).unwrap())
+    };
+    // Caught up: the engine's committed offsets reach the input's end.
+    let observer: BaseConsumer = client_config(&bootstrap)
+        .set("group.id", &config.app_id)
+        .create()
+        .unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let marks = watermarks(&bootstrap, "transaction_log").unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for (p, _, _) in &marks {
+            tpl.add_partition("transaction_log", *p);
+        }
+        let Ok(committed) = observer.committed_offsets(tpl, Duration::from_secs(5)) else {
+            continue;
+        };
+        let done = marks.iter().all(|(p, _, high)| {
+            matches!(committed.find_partition("transaction_log", *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
+        });
+        if done {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+    let out = stats.records_out.load(Ordering::Relaxed);
+    println!(
+        "| end to end through Tansu (sqlite), acknowledged and checkpointed | {n} | {secs:.2} | {:.0} | {:.0} | output written to 21 topics; the broker is the limit |",
+        n as f64 / secs,
+        out as f64 / secs
+    );
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
