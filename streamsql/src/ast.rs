@@ -32,7 +32,7 @@ pub enum StatementKind {
         kind: RelationKind,
         name: Ident,
         properties: Vec<Property>,
-        query: Select,
+        query: Box<Select>,
     },
 }
 

@@ -458,7 +458,7 @@ impl Engine {
         let mut changes = Vec::new();
         for (table, state) in self.tables.iter_mut().enumerate() {
             for id in state.dirty.drain() {
-                let value = state.groups.get(&id).map(|g| encode_group(g));
+                let value = state.groups.get(&id).map(encode_group);
                 changes.push(StateChange {
                     table,
                     group: id.0.clone(),

@@ -267,7 +267,7 @@ impl Parser {
         if !self.eat_word("AS") {
             return self.expected("a column list '(' or AS SELECT");
         }
-        let query = self.select()?;
+        let query = Box::new(self.select()?);
         Ok(StatementKind::CreateAs {
             kind,
             name,
