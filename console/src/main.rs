@@ -22,6 +22,10 @@ use tracing::level_filters::LevelFilter;
 use crate::stack::Stack;
 use crate::state::StackFile;
 
+// Many small allocations per record; mimalloc measured ~20% faster than glibc's here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The lakehouse console: starts the single-machine stack, shows its state,
 /// runs the producer. Without a command, opens the console on the configured stack.
 #[derive(Debug, Parser)]

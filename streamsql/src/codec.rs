@@ -201,11 +201,48 @@ pub fn write_object<'a>(out: &mut Vec<u8>, columns: impl Iterator<Item = (&'a Co
     out.push(b'}');
 }
 
+/// A JSON object layout computed once per relation: the `"NAME":` prefix
+/// of every written column, so that writing a row only encodes values.
+#[derive(Debug, Clone)]
+pub struct ObjectLayout {
+    fields: Vec<(usize, Vec<u8>, SqlType)>,
+}
+
+impl ObjectLayout {
+    /// Columns for which `include` holds, in order.
+    pub fn new(columns: &[Column], include: impl Fn(&Column) -> bool) -> Self {
+        let fields = columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| include(c))
+            .map(|(i, c)| {
+                let mut prefix = serde_json::to_vec(&c.name).expect("a name serialises");
+                prefix.push(b':');
+                (i, prefix, c.ty.clone())
+            })
+            .collect();
+        Self { fields }
+    }
+
+    /// Writes `{"NAME": value, ...}` from a full row of the relation.
+    pub fn write(&self, out: &mut Vec<u8>, row: &[Value]) {
+        out.push(b'{');
+        for (n, (i, prefix, ty)) in self.fields.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(prefix);
+            write_json(out, &row[*i], ty);
+        }
+        out.push(b'}');
+    }
+}
+
 /// Serialises a table key; `window_start` is appended as 8 big-endian bytes
 /// (Kafka Streams' time-windowed key layout). `None` when a key value is NULL.
 pub fn encode_key(
     format: KeyFormat,
-    columns: &[&Column],
+    columns: &[Column],
     values: &[Value],
     window_start: Option<i64>,
 ) -> Option<Vec<u8>> {
@@ -224,7 +261,7 @@ pub fn encode_key(
             _ => return None,
         },
         KeyFormat::Json if values.len() == 1 => write_json(&mut out, &values[0], &columns[0].ty),
-        KeyFormat::Json => write_object(&mut out, columns.iter().copied().zip(values.iter())),
+        KeyFormat::Json => write_object(&mut out, columns.iter().zip(values.iter())),
     }
     if let Some(start) = window_start {
         out.extend_from_slice(&start.to_be_bytes());
@@ -294,40 +331,37 @@ mod tests {
 
     #[test]
     fn keys_in_both_formats() {
-        let s = col("K", SqlType::String);
-        let i = col("N", SqlType::Int);
+        let s = [col("K", SqlType::String)];
+        let i = [col("N", SqlType::Int)];
+        let si = [col("K", SqlType::String), col("N", SqlType::Int)];
         assert_eq!(
-            encode_key(KeyFormat::Kafka, &[&s], &[Value::str("abc")], None).unwrap(),
+            encode_key(KeyFormat::Kafka, &s, &[Value::str("abc")], None).unwrap(),
             b"abc"
         );
         assert_eq!(
-            encode_key(KeyFormat::Kafka, &[&i], &[Value::Int(1)], None).unwrap(),
+            encode_key(KeyFormat::Kafka, &i, &[Value::Int(1)], None).unwrap(),
             vec![0, 0, 0, 1]
         );
-        let windowed =
-            encode_key(KeyFormat::Kafka, &[&s], &[Value::str("a")], Some(60_000)).unwrap();
+        let windowed = encode_key(KeyFormat::Kafka, &s, &[Value::str("a")], Some(60_000)).unwrap();
         assert_eq!(&windowed[..1], b"a");
         assert_eq!(
             i64::from_be_bytes(windowed[1..].try_into().unwrap()),
             60_000
         );
         assert_eq!(
-            encode_key(KeyFormat::Json, &[&s], &[Value::str("a")], None).unwrap(),
+            encode_key(KeyFormat::Json, &s, &[Value::str("a")], None).unwrap(),
             br#""a""#
         );
         assert_eq!(
             encode_key(
                 KeyFormat::Json,
-                &[&s, &i],
+                &si,
                 &[Value::str("a"), Value::Int(2)],
                 None
             )
             .unwrap(),
             br#"{"K":"a","N":2}"#
         );
-        assert_eq!(
-            encode_key(KeyFormat::Kafka, &[&s], &[Value::Null], None),
-            None
-        );
+        assert_eq!(encode_key(KeyFormat::Kafka, &s, &[Value::Null], None), None);
     }
 }

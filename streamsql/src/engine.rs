@@ -2,11 +2,12 @@
 //! query, keeping table state in memory. Pure: no I/O, so it is tested with
 //! golden records and benchmarked without a broker; `runtime` wires it to Kafka.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::ast::WindowDef;
-use crate::codec::{encode_key, parse_value, write_object, RowDecoder};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::ast::{RelationKind, WindowDef};
+use crate::codec::{encode_key, parse_value, ObjectLayout, RowDecoder};
 use crate::expr::{AggFunc, Ctx};
 use crate::plan::{AggregateCall, Column, Plan, Query, Relation, TableQuery};
 use crate::value::{decode_values, encode_values, Value};
@@ -171,13 +172,26 @@ struct Group {
     emitted: bool,
 }
 
-type GroupId = (Vec<u8>, i64);
+/// A group's id: the encoded key values followed by the window start (8
+/// bytes, big-endian; 0 for unwindowed tables). One flat byte string, so
+/// lookups borrow it instead of allocating.
+fn group_id(key: &[u8], window_start: i64) -> Vec<u8> {
+    let mut id = Vec::with_capacity(key.len() + 8);
+    id.extend_from_slice(key);
+    id.extend_from_slice(&window_start.to_be_bytes());
+    id
+}
+
+fn split_group_id(id: &[u8]) -> (&[u8], i64) {
+    let (key, start) = id.split_at(id.len() - 8);
+    (key, i64::from_be_bytes(start.try_into().expect("8 bytes")))
+}
 
 #[derive(Debug, Default)]
 struct TableState {
-    groups: HashMap<GroupId, Group>,
-    /// Changed since the last checkpoint; `None` in the map means removed.
-    dirty: HashSet<GroupId>,
+    groups: FxHashMap<Vec<u8>, Group>,
+    /// Changed since the last checkpoint (present: updated; absent: removed).
+    dirty: FxHashSet<Vec<u8>>,
     /// Highest event time seen (windowed tables).
     stream_time: i64,
 }
@@ -192,13 +206,32 @@ pub struct StateChange {
     pub value: Option<Vec<u8>>,
 }
 
+/// The stateless part of one record's processing: decoded rows, stream
+/// outputs and dead letters. Computed in parallel over a batch.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub outputs: Vec<OutputRecord>,
+    pub dead: Vec<DeadLetter>,
+    /// Rows of the relations that tables read, by relation index.
+    rows: Vec<Option<Vec<Value>>>,
+    rowtime: i64,
+}
+
 pub struct Engine {
     plan: Arc<Plan>,
     decoders: Vec<Option<RowDecoder>>,
+    /// JSON layout of each relation's record value.
+    layouts: Vec<ObjectLayout>,
+    /// Relations whose rows a stream query reads.
+    read_by_stream: Vec<bool>,
+    /// Relations whose rows a table query reads.
+    read_by_table: Vec<bool>,
     tables: Vec<TableState>,
     /// For each table query: its output relation's key columns in GROUP BY order.
     table_keys: Vec<Vec<Column>>,
     counters: EngineCounters,
+    grouped: Vec<Value>,
+    projected: Vec<Value>,
 }
 
 impl Engine {
@@ -208,20 +241,36 @@ impl Engine {
             .iter()
             .map(|r| r.is_source.then(|| RowDecoder::new(&r.columns)))
             .collect();
+        let layouts = plan
+            .relations
+            .iter()
+            .map(|r| ObjectLayout::new(&r.columns, |c| r.kind == RelationKind::Stream || !c.key))
+            .collect();
+        let mut read_by_stream = vec![false; plan.relations.len()];
+        let mut read_by_table = vec![false; plan.relations.len()];
         let mut tables = Vec::new();
         let mut table_keys = Vec::new();
         for q in &plan.queries {
-            if let Query::Table(t) = q {
-                tables.push(TableState::default());
-                table_keys.push(key_columns_in_group_order(&plan.relations[t.output], t));
+            match q {
+                Query::Stream(s) => read_by_stream[s.input] = true,
+                Query::Table(t) => {
+                    read_by_table[t.input] = true;
+                    tables.push(TableState::default());
+                    table_keys.push(key_columns_in_group_order(&plan.relations[t.output], t));
+                }
             }
         }
         Self {
             plan,
             decoders,
+            layouts,
+            read_by_stream,
+            read_by_table,
             tables,
             table_keys,
             counters: EngineCounters::default(),
+            grouped: Vec::new(),
+            projected: Vec::new(),
         }
     }
 
@@ -240,11 +289,50 @@ impl Engine {
         out: &mut Vec<OutputRecord>,
         dead: &mut Vec<DeadLetter>,
     ) {
-        self.counters.records_in += 1;
-        let plan = Arc::clone(&self.plan);
+        let mut prepared = self.prepare(input);
+        self.apply(&mut prepared);
+        out.append(&mut prepared.outputs);
+        dead.append(&mut prepared.dead);
+    }
+
+    /// Runs every query over a batch, the stateless part on `threads`
+    /// threads (contiguous slices of the batch), the tables in input order.
+    pub fn process_batch(&mut self, inputs: &[InputRecord<'_>], threads: usize) -> Vec<Prepared> {
+        let threads = threads.clamp(1, 16);
+        let mut prepared: Vec<Prepared> = if threads == 1 || inputs.len() < 64 {
+            inputs.iter().map(|i| self.prepare(i)).collect()
+        } else {
+            let this = &*self;
+            let chunk = inputs.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = inputs
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope
+                            .spawn(move || part.iter().map(|i| this.prepare(i)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("a prepare thread panicked"))
+                    .collect()
+            })
+        };
+        for p in prepared.iter_mut() {
+            self.apply(p);
+        }
+        prepared
+    }
+
+    /// Decoding and stream queries: no state, so any number run in parallel.
+    pub fn prepare(&self, input: &InputRecord<'_>) -> Prepared {
+        let plan = &*self.plan;
         let mut rows: Vec<Option<Vec<Value>>> = vec![None; plan.relations.len()];
+        let mut prepared = Prepared {
+            rowtime: input.timestamp,
+            ..Prepared::default()
+        };
         let mut parsed = None;
-        let mut rowtime = input.timestamp;
         for (i, relation) in plan.relations.iter().enumerate() {
             let Some(decoder) = &self.decoders[i] else {
                 continue;
@@ -261,9 +349,9 @@ impl Engine {
                 Ok(row) => {
                     if let Some(ts_col) = &relation.timestamp_column {
                         match event_time(&row[relation.column_index(ts_col).expect("planned")]) {
-                            Some(ts) => rowtime = ts,
+                            Some(ts) => prepared.rowtime = ts,
                             None => {
-                                dead.push(DeadLetter {
+                                prepared.dead.push(DeadLetter {
                                     stream: relation.name.clone(),
                                     reason: format!(
                                         "TIMESTAMP column {ts_col} is NULL or not a time"
@@ -275,48 +363,64 @@ impl Engine {
                     }
                     rows[i] = Some(row);
                 }
-                Err(reason) => dead.push(DeadLetter {
+                Err(reason) => prepared.dead.push(DeadLetter {
                     stream: relation.name.clone(),
                     reason,
                 }),
             }
         }
-        self.counters.dead_letters += dead.len() as u64;
-        let ctx = Ctx { rowtime };
-        let before = out.len();
-        let mut table_index = 0;
+        let ctx = Ctx {
+            rowtime: prepared.rowtime,
+        };
         for query in &plan.queries {
-            match query {
-                Query::Stream(q) => {
-                    let Some(row) = &rows[q.input] else { continue };
-                    if let Some(f) = &q.filter {
-                        if f.eval(row, &ctx) != Value::Bool(true) {
-                            continue;
-                        }
-                    }
-                    let projected: Vec<Value> =
-                        q.projection.iter().map(|e| e.eval(row, &ctx)).collect();
-                    let relation = &plan.relations[q.output];
-                    let mut value = Vec::with_capacity(256);
-                    write_object(&mut value, relation.columns.iter().zip(projected.iter()));
-                    out.push(OutputRecord {
-                        relation: q.output,
-                        key: None,
-                        value: Some(value),
-                        timestamp: rowtime,
-                        partition: Some(input.partition),
-                    });
-                    rows[q.output] = Some(projected);
-                }
-                Query::Table(q) => {
-                    if let Some(row) = &rows[q.input] {
-                        self.update_table(table_index, q, row, &ctx, out);
-                    }
-                    table_index += 1;
+            let Query::Stream(q) = query else { continue };
+            let Some(row) = &rows[q.input] else { continue };
+            if let Some(f) = &q.filter {
+                if f.eval(row, &ctx) != Value::Bool(true) {
+                    continue;
                 }
             }
+            let projected: Vec<Value> = q.projection.iter().map(|e| e.eval(row, &ctx)).collect();
+            let mut value = Vec::with_capacity(384);
+            self.layouts[q.output].write(&mut value, &projected);
+            prepared.outputs.push(OutputRecord {
+                relation: q.output,
+                key: None,
+                value: Some(value),
+                timestamp: ctx.rowtime,
+                partition: Some(input.partition),
+            });
+            if self.read_by_stream[q.output] || self.read_by_table[q.output] {
+                rows[q.output] = Some(projected);
+            }
         }
-        self.counters.records_out += (out.len() - before) as u64;
+        for (i, row) in rows.iter_mut().enumerate() {
+            if !self.read_by_table[i] {
+                *row = None;
+            }
+        }
+        prepared.rows = rows;
+        prepared
+    }
+
+    /// The tables: state updates in input order.
+    pub fn apply(&mut self, prepared: &mut Prepared) {
+        self.counters.records_in += 1;
+        self.counters.dead_letters += prepared.dead.len() as u64;
+        let ctx = Ctx {
+            rowtime: prepared.rowtime,
+        };
+        let plan = Arc::clone(&self.plan);
+        let mut table_index = 0;
+        for query in &plan.queries {
+            let Query::Table(q) = query else { continue };
+            if let Some(row) = &prepared.rows[q.input] {
+                self.update_table(table_index, q, row, &ctx, &mut prepared.outputs);
+            }
+            table_index += 1;
+        }
+        prepared.rows.clear();
+        self.counters.records_out += prepared.outputs.len() as u64;
     }
 
     fn update_table(
@@ -338,16 +442,6 @@ impl Engine {
             return;
         }
         let group_key = encode_values(&key_values);
-        let inputs: Vec<Value> = q
-            .aggregates
-            .iter()
-            .map(|a| {
-                a.arg
-                    .as_ref()
-                    .map(|e| e.eval(row, ctx))
-                    .unwrap_or(Value::Null)
-            })
-            .collect();
         let relation = &self.plan.relations[q.output];
         let state = &mut self.tables[index];
         let windows: Vec<(i64, i64)> = match q.window {
@@ -357,21 +451,35 @@ impl Engine {
                 window_bounds(w, ctx.rowtime)
             }
         };
+        let mut id = group_id(&group_key, 0);
+        let key_len = group_key.len();
         for (start, end) in windows {
             if q.window.is_some() && end + q.grace_ms <= state.stream_time {
                 self.counters.late_dropped += 1;
                 continue;
             }
-            let id = (group_key.clone(), start);
-            let group = state.groups.entry(id.clone()).or_insert_with(|| Group {
-                key_values: key_values.clone(),
-                accs: q.aggregates.iter().map(Acc::new).collect(),
-                emitted: false,
-            });
-            for ((acc, call), v) in group.accs.iter_mut().zip(&q.aggregates).zip(&inputs) {
-                acc.update(call.func, v.clone());
+            id[key_len..].copy_from_slice(&start.to_be_bytes());
+            if !state.groups.contains_key(id.as_slice()) {
+                state.groups.insert(
+                    id.clone(),
+                    Group {
+                        key_values: key_values.clone(),
+                        accs: q.aggregates.iter().map(Acc::new).collect(),
+                        emitted: false,
+                    },
+                );
             }
-            let mut grouped = Vec::with_capacity(2 + key_values.len() + group.accs.len());
+            let group = state.groups.get_mut(id.as_slice()).expect("just inserted");
+            for (acc, call) in group.accs.iter_mut().zip(&q.aggregates) {
+                let v = call
+                    .arg
+                    .as_ref()
+                    .map(|e| e.eval(row, ctx))
+                    .unwrap_or(Value::Null);
+                acc.update(call.func, v);
+            }
+            let grouped = &mut self.grouped;
+            grouped.clear();
             grouped.push(Value::Int(start));
             grouped.push(Value::Int(end));
             grouped.extend(group.key_values.iter().cloned());
@@ -379,27 +487,20 @@ impl Engine {
             let passes = q
                 .having
                 .as_ref()
-                .is_none_or(|h| h.eval(&grouped, ctx) == Value::Bool(true));
+                .is_none_or(|h| h.eval(grouped, ctx) == Value::Bool(true));
             let window_start = q.window.map(|_| start);
-            let key_columns: Vec<&Column> = self.table_keys[index].iter().collect();
             let key = encode_key(
                 relation.key_format,
-                &key_columns,
+                &self.table_keys[index],
                 &group.key_values,
                 window_start,
             );
             if passes {
-                let projected: Vec<Value> =
-                    q.projection.iter().map(|e| e.eval(&grouped, ctx)).collect();
+                self.projected.clear();
+                self.projected
+                    .extend(q.projection.iter().map(|e| e.eval(grouped, ctx)));
                 let mut value = Vec::with_capacity(128);
-                write_object(
-                    &mut value,
-                    relation
-                        .columns
-                        .iter()
-                        .zip(projected.iter())
-                        .filter(|(c, _)| !c.key),
-                );
+                self.layouts[q.output].write(&mut value, &self.projected);
                 group.emitted = true;
                 out.push(OutputRecord {
                     relation: q.output,
@@ -418,7 +519,9 @@ impl Engine {
                     partition: None,
                 });
             }
-            state.dirty.insert(id);
+            if !state.dirty.contains(id.as_slice()) {
+                state.dirty.insert(id.clone());
+            }
         }
     }
 
@@ -435,10 +538,10 @@ impl Engine {
                 WindowDef::Tumbling { size_ms, .. } | WindowDef::Hopping { size_ms, .. } => size_ms,
             };
             let horizon = state.stream_time - t.grace_ms - size;
-            let expired: Vec<GroupId> = state
+            let expired: Vec<Vec<u8>> = state
                 .groups
                 .keys()
-                .filter(|(_, start)| *start < horizon)
+                .filter(|id| split_group_id(id).1 < horizon)
                 .cloned()
                 .collect();
             for id in expired {
@@ -459,10 +562,11 @@ impl Engine {
         for (table, state) in self.tables.iter_mut().enumerate() {
             for id in state.dirty.drain() {
                 let value = state.groups.get(&id).map(encode_group);
+                let (group, window_start) = split_group_id(&id);
                 changes.push(StateChange {
                     table,
-                    group: id.0.clone(),
-                    window_start: id.1,
+                    group: group.to_vec(),
+                    window_start,
                     value,
                 });
             }
@@ -499,7 +603,7 @@ impl Engine {
                 .ok_or("checkpoint entry does not match the table's aggregates")?;
             self.tables[e.table]
                 .groups
-                .insert((e.group, e.window_start), group);
+                .insert(group_id(&e.group, e.window_start), group);
         }
         for (state, t) in self.tables.iter_mut().zip(stream_times) {
             state.stream_time = *t;

@@ -323,3 +323,39 @@ fn every_record_is_either_decoded_or_dead_lettered_per_source_stream() {
     );
     assert!(dead > 0 && raw_rows < inputs.len());
 }
+
+#[test]
+fn a_parallel_batch_gives_exactly_the_sequential_output() {
+    let txs = generate(4, 2_000);
+    let inputs: Vec<(i64, Vec<u8>)> = txs
+        .iter()
+        .map(|(ts, t)| (*ts, serde_json::to_vec(t).unwrap()))
+        .collect();
+    let records: Vec<InputRecord> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, v))| InputRecord {
+            topic: "transaction_log",
+            partition: (i % 3) as i32,
+            offset: i as i64,
+            timestamp: *ts,
+            key: None,
+            value: Some(v),
+        })
+        .collect();
+    let plan = Arc::new(load(FILE).unwrap());
+    let mut sequential = Engine::new(Arc::clone(&plan));
+    let (mut expected, mut dead) = (Vec::new(), Vec::new());
+    for r in &records {
+        sequential.process(r, &mut expected, &mut dead);
+    }
+    let mut parallel = Engine::new(plan);
+    let mut got = Vec::new();
+    for batch in records.chunks(500) {
+        for prepared in parallel.process_batch(batch, 2) {
+            got.extend(prepared.outputs);
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(parallel.counters(), sequential.counters());
+}
