@@ -28,7 +28,10 @@ fn main() {
     // The file cut after its source streams, after its derived streams, and whole.
     let tables_at = FILE.find("CREATE TABLE").unwrap();
     let derived_at = FILE.find("CREATE STREAM transactions_flat").unwrap();
-    let n: usize = std::env::var("BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+    let n: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
     in_memory("source streams only (decode)", &FILE[..derived_at], n);
     in_memory("source + derived streams", &FILE[..tables_at], n);
     in_memory("whole file (13 streams, 8 tables)", FILE, n);

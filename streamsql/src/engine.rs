@@ -226,10 +226,27 @@ pub struct Engine {
     read_by_stream: Vec<bool>,
     /// Relations whose rows a table query reads.
     read_by_table: Vec<bool>,
-    tables: Vec<TableState>,
-    /// For each table query: its output relation's key columns in GROUP BY order.
-    table_keys: Vec<Vec<Column>>,
-    counters: EngineCounters,
+    /// Stream relations that are `SELECT *` of their input (same columns):
+    /// their JSON is the input's, copied instead of encoded again.
+    identity: Vec<bool>,
+    /// One per table query, in file order.
+    tables: Vec<TableRunner>,
+    records_in: u64,
+    records_out: u64,
+    dead_letters: u64,
+}
+
+/// One table query with its state. Tables are independent of each other,
+/// so a batch can update different tables on different threads.
+struct TableRunner {
+    query: TableQuery,
+    state: TableState,
+    /// The output relation's key columns in GROUP BY order.
+    key_columns: Vec<Column>,
+    key_format: crate::plan::KeyFormat,
+    layout: ObjectLayout,
+    late_dropped: u64,
+    null_key_dropped: u64,
     grouped: Vec<Value>,
     projected: Vec<Value>,
 }
@@ -241,7 +258,7 @@ impl Engine {
             .iter()
             .map(|r| r.is_source.then(|| RowDecoder::new(&r.columns)))
             .collect();
-        let layouts = plan
+        let layouts: Vec<ObjectLayout> = plan
             .relations
             .iter()
             .map(|r| ObjectLayout::new(&r.columns, |c| r.kind == RelationKind::Stream || !c.key))
@@ -249,14 +266,32 @@ impl Engine {
         let mut read_by_stream = vec![false; plan.relations.len()];
         let mut read_by_table = vec![false; plan.relations.len()];
         let mut tables = Vec::new();
-        let mut table_keys = Vec::new();
+        let mut identity = vec![false; plan.relations.len()];
         for q in &plan.queries {
             match q {
-                Query::Stream(s) => read_by_stream[s.input] = true,
+                Query::Stream(s) => {
+                    read_by_stream[s.input] = true;
+                    let (input, output) = (&plan.relations[s.input], &plan.relations[s.output]);
+                    identity[s.output] = input.columns == output.columns
+                        && s.projection
+                            .iter()
+                            .enumerate()
+                            .all(|(i, e)| *e == crate::expr::CExpr::Column(i));
+                }
                 Query::Table(t) => {
                     read_by_table[t.input] = true;
-                    tables.push(TableState::default());
-                    table_keys.push(key_columns_in_group_order(&plan.relations[t.output], t));
+                    let relation = &plan.relations[t.output];
+                    tables.push(TableRunner {
+                        query: t.clone(),
+                        state: TableState::default(),
+                        key_columns: key_columns_in_group_order(relation, t),
+                        key_format: relation.key_format,
+                        layout: layouts[t.output].clone(),
+                        late_dropped: 0,
+                        null_key_dropped: 0,
+                        grouped: Vec::new(),
+                        projected: Vec::new(),
+                    });
                 }
             }
         }
@@ -266,11 +301,11 @@ impl Engine {
             layouts,
             read_by_stream,
             read_by_table,
+            identity,
             tables,
-            table_keys,
-            counters: EngineCounters::default(),
-            grouped: Vec::new(),
-            projected: Vec::new(),
+            records_in: 0,
+            records_out: 0,
+            dead_letters: 0,
         }
     }
 
@@ -278,8 +313,14 @@ impl Engine {
         &self.plan
     }
 
-    pub fn counters(&self) -> &EngineCounters {
-        &self.counters
+    pub fn counters(&self) -> EngineCounters {
+        EngineCounters {
+            records_in: self.records_in,
+            records_out: self.records_out,
+            dead_letters: self.dead_letters,
+            late_dropped: self.tables.iter().map(|t| t.late_dropped).sum(),
+            null_key_dropped: self.tables.iter().map(|t| t.null_key_dropped).sum(),
+        }
     }
 
     /// Runs every query over one input record.
@@ -295,31 +336,85 @@ impl Engine {
         dead.append(&mut prepared.dead);
     }
 
-    /// Runs every query over a batch, the stateless part on `threads`
-    /// threads (contiguous slices of the batch), the tables in input order.
+    /// Runs every query over a batch on up to `threads` threads: decoding
+    /// and stream queries over contiguous slices of the batch, then the
+    /// tables, each table on one thread walking the batch in input order.
+    /// Per relation, the output equals what [`Engine::process`] gives.
     pub fn process_batch(&mut self, inputs: &[InputRecord<'_>], threads: usize) -> Vec<Prepared> {
         let threads = threads.clamp(1, 16);
-        let mut prepared: Vec<Prepared> = if threads == 1 || inputs.len() < 64 {
-            inputs.iter().map(|i| self.prepare(i)).collect()
-        } else {
-            let this = &*self;
-            let chunk = inputs.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = inputs
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope
-                            .spawn(move || part.iter().map(|i| this.prepare(i)).collect::<Vec<_>>())
+        if threads == 1 || inputs.len() < 64 {
+            let mut prepared: Vec<Prepared> = inputs.iter().map(|i| self.prepare(i)).collect();
+            for p in prepared.iter_mut() {
+                self.apply(p);
+            }
+            return prepared;
+        }
+        let this = &*self;
+        let chunk = inputs.len().div_ceil(threads);
+        let mut prepared: Vec<Prepared> = std::thread::scope(|scope| {
+            let handles: Vec<_> = inputs
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|i| this.prepare(i)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a prepare thread panicked"))
+                .collect()
+        });
+        // Tables: split between threads by estimated cost (a hopping window
+        // updates size/advance groups per record), each thread walking every
+        // record in order.
+        let mut buckets: Vec<(u64, Vec<&mut TableRunner>)> =
+            (0..threads).map(|_| (0, Vec::new())).collect();
+        let mut runners: Vec<&mut TableRunner> = self.tables.iter_mut().collect();
+        runners.sort_by_key(|r| std::cmp::Reverse(r.cost()));
+        for runner in runners {
+            let lightest = buckets
+                .iter_mut()
+                .min_by_key(|(load, _)| *load)
+                .expect("at least one thread");
+            lightest.0 += runner.cost();
+            lightest.1.push(runner);
+        }
+        let records: &[Prepared] = &prepared;
+        let table_outputs: Vec<Vec<(usize, OutputRecord)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = buckets
+                .into_iter()
+                .filter(|(_, runners)| !runners.is_empty())
+                .map(|(_, mut runners)| {
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        let mut scratch = Vec::new();
+                        for (i, p) in records.iter().enumerate() {
+                            let ctx = Ctx { rowtime: p.rowtime };
+                            for runner in runners.iter_mut() {
+                                if let Some(row) = &p.rows[runner.query.input] {
+                                    runner.update(row, &ctx, &mut scratch);
+                                    out.extend(scratch.drain(..).map(|o| (i, o)));
+                                }
+                            }
+                        }
+                        out
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("a prepare thread panicked"))
-                    .collect()
-            })
-        };
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a table thread panicked"))
+                .collect()
+        });
+        for part in table_outputs {
+            for (i, o) in part {
+                prepared[i].outputs.push(o);
+            }
+        }
         for p in prepared.iter_mut() {
-            self.apply(p);
+            self.records_in += 1;
+            self.dead_letters += p.dead.len() as u64;
+            self.records_out += p.outputs.len() as u64;
+            p.rows.clear();
         }
         prepared
     }
@@ -372,6 +467,8 @@ impl Engine {
         let ctx = Ctx {
             rowtime: prepared.rowtime,
         };
+        // Output index of each stream relation's record for this input.
+        let mut encoded: Vec<Option<usize>> = vec![None; plan.relations.len()];
         for query in &plan.queries {
             let Query::Stream(q) = query else { continue };
             let Some(row) = &rows[q.input] else { continue };
@@ -380,9 +477,25 @@ impl Engine {
                     continue;
                 }
             }
-            let projected: Vec<Value> = q.projection.iter().map(|e| e.eval(row, &ctx)).collect();
-            let mut value = Vec::with_capacity(384);
-            self.layouts[q.output].write(&mut value, &projected);
+            let reused = encoded[q.input].filter(|_| self.identity[q.output]);
+            let needs_row = self.read_by_stream[q.output] || self.read_by_table[q.output];
+            let (value, projected) = match reused {
+                Some(at) => (
+                    prepared.outputs[at]
+                        .value
+                        .clone()
+                        .expect("streams have values"),
+                    needs_row.then(|| row.clone()),
+                ),
+                None => {
+                    let projected: Vec<Value> =
+                        q.projection.iter().map(|e| e.eval(row, &ctx)).collect();
+                    let mut value = Vec::with_capacity(384);
+                    self.layouts[q.output].write(&mut value, &projected);
+                    (value, Some(projected))
+                }
+            };
+            encoded[q.output] = Some(prepared.outputs.len());
             prepared.outputs.push(OutputRecord {
                 relation: q.output,
                 key: None,
@@ -390,8 +503,8 @@ impl Engine {
                 timestamp: ctx.rowtime,
                 partition: Some(input.partition),
             });
-            if self.read_by_stream[q.output] || self.read_by_table[q.output] {
-                rows[q.output] = Some(projected);
+            if needs_row {
+                rows[q.output] = projected;
             }
         }
         for (i, row) in rows.iter_mut().enumerate() {
@@ -405,32 +518,116 @@ impl Engine {
 
     /// The tables: state updates in input order.
     pub fn apply(&mut self, prepared: &mut Prepared) {
-        self.counters.records_in += 1;
-        self.counters.dead_letters += prepared.dead.len() as u64;
+        self.records_in += 1;
+        self.dead_letters += prepared.dead.len() as u64;
         let ctx = Ctx {
             rowtime: prepared.rowtime,
         };
-        let plan = Arc::clone(&self.plan);
-        let mut table_index = 0;
-        for query in &plan.queries {
-            let Query::Table(q) = query else { continue };
-            if let Some(row) = &prepared.rows[q.input] {
-                self.update_table(table_index, q, row, &ctx, &mut prepared.outputs);
+        for runner in self.tables.iter_mut() {
+            if let Some(row) = &prepared.rows[runner.query.input] {
+                runner.update(row, &ctx, &mut prepared.outputs);
             }
-            table_index += 1;
         }
         prepared.rows.clear();
-        self.counters.records_out += prepared.outputs.len() as u64;
+        self.records_out += prepared.outputs.len() as u64;
     }
 
-    fn update_table(
+    /// Drops windows that closed more than the grace period ago; memory stays
+    /// bounded by the number of open windows.
+    pub fn expire_windows(&mut self) {
+        for runner in self.tables.iter_mut() {
+            let Some(w) = runner.query.window else {
+                continue;
+            };
+            let size = match w {
+                WindowDef::Tumbling { size_ms, .. } | WindowDef::Hopping { size_ms, .. } => size_ms,
+            };
+            let state = &mut runner.state;
+            let horizon = state.stream_time - runner.query.grace_ms - size;
+            let expired: Vec<Vec<u8>> = state
+                .groups
+                .keys()
+                .filter(|id| split_group_id(id).1 < horizon)
+                .cloned()
+                .collect();
+            for id in expired {
+                state.groups.remove(&id);
+                state.dirty.insert(id);
+            }
+        }
+    }
+
+    /// Number of groups held in memory over all tables.
+    pub fn state_size(&self) -> usize {
+        self.tables.iter().map(|t| t.state.groups.len()).sum()
+    }
+
+    /// State changes since the last call, for a checkpoint.
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        let mut changes = Vec::new();
+        for (table, runner) in self.tables.iter_mut().enumerate() {
+            let state = &mut runner.state;
+            for id in state.dirty.drain() {
+                let value = state.groups.get(&id).map(encode_group);
+                let (group, window_start) = split_group_id(&id);
+                changes.push(StateChange {
+                    table,
+                    group: group.to_vec(),
+                    window_start,
+                    value,
+                });
+            }
+        }
+        changes
+    }
+
+    /// Stream time of each table (checkpointed so window expiry survives restarts).
+    pub fn stream_times(&self) -> Vec<i64> {
+        self.tables.iter().map(|t| t.state.stream_time).collect()
+    }
+
+    /// Restores state saved by checkpoints.
+    pub fn restore(
         &mut self,
-        index: usize,
-        q: &TableQuery,
-        row: &[Value],
-        ctx: &Ctx,
-        out: &mut Vec<OutputRecord>,
-    ) {
+        entries: impl Iterator<Item = StateChange>,
+        stream_times: &[i64],
+    ) -> Result<(), String> {
+        for e in entries {
+            let Some(bytes) = e.value else { continue };
+            let runner = self
+                .tables
+                .get_mut(e.table)
+                .ok_or("checkpoint names a table the file no longer has")?;
+            let template: Vec<Acc> = runner.query.aggregates.iter().map(Acc::new).collect();
+            let group = decode_group(&bytes, &template)
+                .ok_or("checkpoint entry does not match the table's aggregates")?;
+            runner
+                .state
+                .groups
+                .insert(group_id(&e.group, e.window_start), group);
+        }
+        for (runner, t) in self.tables.iter_mut().zip(stream_times) {
+            runner.state.stream_time = *t;
+        }
+        Ok(())
+    }
+}
+
+impl TableRunner {
+    /// Relative cost per input record: groups updated per record.
+    fn cost(&self) -> u64 {
+        match self.query.window {
+            Some(WindowDef::Hopping {
+                size_ms,
+                advance_ms,
+                ..
+            }) => (size_ms / advance_ms.max(1)).max(1) as u64 + 1,
+            _ => 2,
+        }
+    }
+
+    fn update(&mut self, row: &[Value], ctx: &Ctx, out: &mut Vec<OutputRecord>) {
+        let q = &self.query;
         if let Some(f) = &q.filter {
             if f.eval(row, ctx) != Value::Bool(true) {
                 return;
@@ -438,12 +635,11 @@ impl Engine {
         }
         let key_values: Vec<Value> = q.group_by.iter().map(|e| e.eval(row, ctx)).collect();
         if key_values.iter().any(Value::is_null) {
-            self.counters.null_key_dropped += 1;
+            self.null_key_dropped += 1;
             return;
         }
         let group_key = encode_values(&key_values);
-        let relation = &self.plan.relations[q.output];
-        let state = &mut self.tables[index];
+        let state = &mut self.state;
         let windows: Vec<(i64, i64)> = match q.window {
             None => vec![(0, 0)],
             Some(w) => {
@@ -455,7 +651,7 @@ impl Engine {
         let key_len = group_key.len();
         for (start, end) in windows {
             if q.window.is_some() && end + q.grace_ms <= state.stream_time {
-                self.counters.late_dropped += 1;
+                self.late_dropped += 1;
                 continue;
             }
             id[key_len..].copy_from_slice(&start.to_be_bytes());
@@ -490,8 +686,8 @@ impl Engine {
                 .is_none_or(|h| h.eval(grouped, ctx) == Value::Bool(true));
             let window_start = q.window.map(|_| start);
             let key = encode_key(
-                relation.key_format,
-                &self.table_keys[index],
+                self.key_format,
+                &self.key_columns,
                 &group.key_values,
                 window_start,
             );
@@ -500,7 +696,7 @@ impl Engine {
                 self.projected
                     .extend(q.projection.iter().map(|e| e.eval(grouped, ctx)));
                 let mut value = Vec::with_capacity(128);
-                self.layouts[q.output].write(&mut value, &self.projected);
+                self.layout.write(&mut value, &self.projected);
                 group.emitted = true;
                 out.push(OutputRecord {
                     relation: q.output,
@@ -523,92 +719,6 @@ impl Engine {
                 state.dirty.insert(id.clone());
             }
         }
-    }
-
-    /// Drops windows that closed more than the grace period ago; memory stays
-    /// bounded by the number of open windows.
-    pub fn expire_windows(&mut self) {
-        let mut index = 0;
-        for q in &self.plan.queries {
-            let Query::Table(t) = q else { continue };
-            let state = &mut self.tables[index];
-            index += 1;
-            let Some(w) = t.window else { continue };
-            let size = match w {
-                WindowDef::Tumbling { size_ms, .. } | WindowDef::Hopping { size_ms, .. } => size_ms,
-            };
-            let horizon = state.stream_time - t.grace_ms - size;
-            let expired: Vec<Vec<u8>> = state
-                .groups
-                .keys()
-                .filter(|id| split_group_id(id).1 < horizon)
-                .cloned()
-                .collect();
-            for id in expired {
-                state.groups.remove(&id);
-                state.dirty.insert(id);
-            }
-        }
-    }
-
-    /// Number of groups held in memory over all tables.
-    pub fn state_size(&self) -> usize {
-        self.tables.iter().map(|t| t.groups.len()).sum()
-    }
-
-    /// State changes since the last call, for a checkpoint.
-    pub fn take_changes(&mut self) -> Vec<StateChange> {
-        let mut changes = Vec::new();
-        for (table, state) in self.tables.iter_mut().enumerate() {
-            for id in state.dirty.drain() {
-                let value = state.groups.get(&id).map(encode_group);
-                let (group, window_start) = split_group_id(&id);
-                changes.push(StateChange {
-                    table,
-                    group: group.to_vec(),
-                    window_start,
-                    value,
-                });
-            }
-        }
-        changes
-    }
-
-    /// Stream time of each table (checkpointed so window expiry survives restarts).
-    pub fn stream_times(&self) -> Vec<i64> {
-        self.tables.iter().map(|t| t.stream_time).collect()
-    }
-
-    /// Restores state saved by checkpoints.
-    pub fn restore(
-        &mut self,
-        entries: impl Iterator<Item = StateChange>,
-        stream_times: &[i64],
-    ) -> Result<(), String> {
-        let templates: Vec<Vec<Acc>> = self
-            .plan
-            .queries
-            .iter()
-            .filter_map(|q| match q {
-                Query::Table(t) => Some(t.aggregates.iter().map(Acc::new).collect()),
-                Query::Stream(_) => None,
-            })
-            .collect();
-        for e in entries {
-            let Some(bytes) = e.value else { continue };
-            let template = templates
-                .get(e.table)
-                .ok_or("checkpoint names a table the file no longer has")?;
-            let group = decode_group(&bytes, template)
-                .ok_or("checkpoint entry does not match the table's aggregates")?;
-            self.tables[e.table]
-                .groups
-                .insert(group_id(&e.group, e.window_start), group);
-        }
-        for (state, t) in self.tables.iter_mut().zip(stream_times) {
-            state.stream_time = *t;
-        }
-        Ok(())
     }
 }
 

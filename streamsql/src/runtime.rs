@@ -28,6 +28,9 @@ use crate::engine::{Engine, EngineCounters, InputRecord};
 use crate::plan::{Plan, Query};
 use crate::SOURCE_HEADER;
 
+/// Most records processed as one batch.
+const MAX_BATCH: usize = 2_000;
+
 /// Default name of the dead-letter topic.
 pub const DEFAULT_DLQ_TOPIC: &str = "stream_sql_dlq";
 
@@ -43,6 +46,9 @@ pub struct RuntimeConfig {
     pub checkpoint_records: u64,
     /// Forget checkpointed state (when the statement file's tables changed).
     pub reset_state: bool,
+    /// Threads for a batch (decoding and streams over records, tables over
+    /// tables). 1 by default: on 2 cores more measured no gain (BENCHMARKS.md).
+    pub threads: usize,
 }
 
 impl RuntimeConfig {
@@ -55,6 +61,7 @@ impl RuntimeConfig {
             checkpoint_interval: Duration::from_millis(500),
             checkpoint_records: 50_000,
             reset_state: false,
+            threads: 1,
         }
     }
 }
@@ -227,8 +234,6 @@ pub fn run(
         .set("message.timeout.ms", "600000")
         .create_with_context(tracker)?;
 
-    let mut outputs = Vec::new();
-    let mut dead = Vec::new();
     let mut last_checkpoint = Instant::now();
     let mut since_checkpoint = 0u64;
     let checkpoint = |engine: &mut Engine,
@@ -261,90 +266,107 @@ pub fn run(
         Ok(())
     };
 
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+        // A batch: what arrives within a few milliseconds, up to MAX_BATCH records.
+        batch.clear();
+        let mut wait = Duration::from_millis(100);
+        while batch.len() < MAX_BATCH {
+            match consumer.poll(wait) {
+                Some(message) => batch.push(message?),
+                None => break,
+            }
+            wait = Duration::from_millis(2);
+        }
+        if batch.is_empty() {
             if since_checkpoint > 0 && last_checkpoint.elapsed() >= config.checkpoint_interval {
                 checkpoint(&mut engine, &mut store, &positions)?;
                 since_checkpoint = 0;
                 last_checkpoint = Instant::now();
             }
             continue;
-        };
-        let message = message?;
-        let input = InputRecord {
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-            timestamp: message.timestamp().to_millis().unwrap_or(0),
-            key: message.key(),
-            value: message.payload(),
-        };
-        outputs.clear();
-        dead.clear();
-        engine.process(&input, &mut outputs, &mut dead);
-        let source = format!("{}:{}:{}", input.topic, input.partition, input.offset);
-        for out in &outputs {
-            let relation = &plan.relations[out.relation];
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&relation.topic)
-                .timestamp(out.timestamp)
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: SOURCE_HEADER,
-                    value: Some(&source),
-                }));
-            if let Some(k) = &out.key {
-                record = record.key(k.as_slice());
-            }
-            if let Some(v) = &out.value {
-                record = record.payload(v.as_slice());
-            }
-            if let Some(p) = out.partition {
-                let n = partitions_of.get(&relation.topic).copied().unwrap_or(1);
-                record = record.partition(p.rem_euclid(n));
-            }
-            send(&producer, record)?;
         }
-        for d in &dead {
-            let mut headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: SOURCE_HEADER,
-                    value: Some(&source),
-                })
-                .insert(Header {
-                    key: "x-lakehouse-dlq-stream",
-                    value: Some(&d.stream),
-                })
-                .insert(Header {
-                    key: "x-lakehouse-dlq-reason",
-                    value: Some(&d.reason),
-                });
-            if let Some(h) = message.headers() {
-                for h in h.iter() {
-                    headers = headers.insert(Header {
-                        key: h.key,
-                        value: h.value,
-                    });
+        let inputs: Vec<InputRecord<'_>> = batch
+            .iter()
+            .map(|m| InputRecord {
+                topic: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis().unwrap_or(0),
+                key: m.key(),
+                value: m.payload(),
+            })
+            .collect();
+        let results = engine.process_batch(&inputs, threads);
+        for ((input, message), result) in inputs.iter().zip(&batch).zip(&results) {
+            let source = format!("{}:{}:{}", input.topic, input.partition, input.offset);
+            for out in &result.outputs {
+                let relation = &plan.relations[out.relation];
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&relation.topic)
+                    .timestamp(out.timestamp)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: SOURCE_HEADER,
+                        value: Some(&source),
+                    }));
+                if let Some(k) = &out.key {
+                    record = record.key(k.as_slice());
                 }
+                if let Some(v) = &out.value {
+                    record = record.payload(v.as_slice());
+                }
+                if let Some(p) = out.partition {
+                    let n = partitions_of.get(&relation.topic).copied().unwrap_or(1);
+                    record = record.partition(p.rem_euclid(n));
+                }
+                send(&producer, record)?;
             }
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&config.dlq_topic)
-                .headers(headers)
-                .timestamp(input.timestamp);
-            if let Some(k) = input.key {
-                record = record.key(k);
+            for d in &result.dead {
+                let mut headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: SOURCE_HEADER,
+                        value: Some(&source),
+                    })
+                    .insert(Header {
+                        key: "x-lakehouse-dlq-stream",
+                        value: Some(&d.stream),
+                    })
+                    .insert(Header {
+                        key: "x-lakehouse-dlq-reason",
+                        value: Some(&d.reason),
+                    });
+                if let Some(h) = message.headers() {
+                    for h in h.iter() {
+                        headers = headers.insert(Header {
+                            key: h.key,
+                            value: h.value,
+                        });
+                    }
+                }
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&config.dlq_topic)
+                    .headers(headers)
+                    .timestamp(input.timestamp);
+                if let Some(k) = input.key {
+                    record = record.key(k);
+                }
+                if let Some(v) = input.value {
+                    record = record.payload(v);
+                }
+                send(&producer, record)?;
             }
-            if let Some(v) = input.value {
-                record = record.payload(v);
-            }
-            send(&producer, record)?;
+            stats.records_in.fetch_add(1, Ordering::Relaxed);
+            stats
+                .records_out
+                .fetch_add(result.outputs.len() as u64, Ordering::Relaxed);
+            stats
+                .dead_letters
+                .fetch_add(result.dead.len() as u64, Ordering::Relaxed);
+            positions.insert((input.topic.to_string(), input.partition), input.offset + 1);
+            since_checkpoint += 1;
         }
-        stats.records_in.fetch_add(1, Ordering::Relaxed);
-        stats
-            .records_out
-            .fetch_add(outputs.len() as u64, Ordering::Relaxed);
-        stats
-            .dead_letters
-            .fetch_add(dead.len() as u64, Ordering::Relaxed);
-        positions.insert((input.topic.to_string(), input.partition), input.offset + 1);
-        since_checkpoint += 1;
         if since_checkpoint >= config.checkpoint_records
             || last_checkpoint.elapsed() >= config.checkpoint_interval
         {
@@ -354,7 +376,7 @@ pub fn run(
         }
     }
     checkpoint(&mut engine, &mut store, &positions)?;
-    Ok(engine.counters().clone())
+    Ok(engine.counters())
 }
 
 fn send<C: ProducerContext<DeliveryOpaque = ()>>(

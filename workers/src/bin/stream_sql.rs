@@ -57,6 +57,9 @@ enum Command {
         /// Forget checkpointed table state (needed when the file's tables changed).
         #[arg(long, env = "LAKEHOUSE_STREAM_SQL_RESET_STATE")]
         reset_state: bool,
+        /// Threads per batch (decoding and streams over records, tables over tables).
+        #[arg(long, env = "LAKEHOUSE_STREAM_SQL_THREADS", default_value_t = 1)]
+        threads: usize,
     },
 }
 
@@ -91,6 +94,7 @@ fn run(cli: Cli) -> Result<()> {
             dlq_topic,
             checkpoint_ms,
             reset_state,
+            threads,
         } => {
             let _logs = lakehouse::logging::init("stream-sql", &settings.log_dir, None);
             let plan = Arc::new(lakehouse_streamsql::load_file(&file)?);
@@ -102,6 +106,7 @@ fn run(cli: Cli) -> Result<()> {
             config.dlq_topic = dlq_topic;
             config.checkpoint_interval = Duration::from_millis(checkpoint_ms);
             config.reset_state = reset_state;
+            config.threads = threads;
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(signal, Arc::clone(&stop))?;
