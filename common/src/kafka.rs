@@ -142,3 +142,30 @@ pub fn record_count(bootstrap: &str, topic: &str) -> Result<i64, KafkaError> {
         .map(|(_, low, high)| high - low)
         .sum())
 }
+
+/// Records of `topic` that consumer group `group` has not committed yet:
+/// the sum over partitions of high watermark − committed offset (a partition
+/// with nothing committed counts whole).
+pub fn consumer_lag(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i64, KafkaError> {
+    let marks = watermarks(bootstrap, topic)?;
+    let consumer: BaseConsumer = client_config(bootstrap).set("group.id", group).create()?;
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for (p, _, _) in &marks {
+        partitions.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(partitions, timeout)?;
+    Ok(marks
+        .iter()
+        .map(
+            |(p, low, high)| match committed.find_partition(topic, *p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => (high - o).max(0),
+                _ => high - low,
+            },
+        )
+        .sum())
+}

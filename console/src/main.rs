@@ -112,16 +112,7 @@ fn run(cli: Cli) -> Result<()> {
             command: StreamSqlCommand::Check { file, json },
         }) => {
             let plan = lakehouse_streamsql::load_file(&file)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&plan.relations)?);
-            } else {
-                print!("{}", lakehouse_streamsql::plan::describe(&plan));
-                println!(
-                    "{} streams, {} tables: OK",
-                    plan.streams().count(),
-                    plan.tables().count()
-                );
-            }
+            println!("{}", lakehouse_streamsql::plan::check_report(&plan, json));
             Ok(())
         }
         Some(Command::Down) => down(&settings),

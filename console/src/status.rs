@@ -122,10 +122,12 @@ pub async fn collect(settings: &Settings) -> StatusReport {
     let engine_running = stack.as_ref().is_some_and(|s| s.stream_sql);
     let lag = if broker_up {
         let (bootstrap, topic) = (bootstrap.clone(), settings.topics.transaction_log.clone());
-        tokio::task::spawn_blocking(move || consumer_lag(&bootstrap, STREAM_SQL_GROUP, &topic))
-            .await
-            .ok()
-            .flatten()
+        tokio::task::spawn_blocking(move || {
+            kafka::consumer_lag(&bootstrap, STREAM_SQL_GROUP, &topic, PROBE_TIMEOUT).ok()
+        })
+        .await
+        .ok()
+        .flatten()
     } else {
         None
     };
@@ -210,32 +212,6 @@ fn component(
 
 /// Consumer group of the embedded stream SQL engine.
 const STREAM_SQL_GROUP: &str = "lakehouse_stream_sql";
-
-/// Sum over partitions of high watermark − committed offset (nothing committed: the whole partition).
-fn consumer_lag(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let marks = kafka::watermarks(bootstrap, topic).ok()?;
-    let consumer: BaseConsumer = kafka::client_config(bootstrap)
-        .set("group.id", group)
-        .create()
-        .ok()?;
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for (p, _, _) in &marks {
-        tpl.add_partition(topic, *p);
-    }
-    let committed = consumer.committed_offsets(tpl, PROBE_TIMEOUT).ok()?;
-    Some(
-        marks
-            .iter()
-            .map(
-                |(p, low, high)| match committed.find_partition(topic, *p).map(|e| e.offset()) {
-                    Some(rdkafka::Offset::Offset(o)) => (high - o).max(0),
-                    _ => high - low,
-                },
-            )
-            .sum(),
-    )
-}
 
 /// The human-readable form.
 pub fn render_text(report: &StatusReport) -> String {

@@ -50,7 +50,7 @@ fn main() {
     }
     println!(
         "\npeak RSS of the benchmark process: {} MiB",
-        peak_rss_mib()
+        lakehouse_testkit::peak_rss_mib()
     );
 }
 
@@ -139,17 +139,4 @@ fn latency(broker: &Broker, rate: f64, duration: Duration) -> Row {
             latencies.len()
         ),
     }
-}
-
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
 }

@@ -9,13 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lakehouse::kafka::{client_config, ensure_topics, watermarks, TopicSpec};
+use lakehouse::kafka::{ensure_topics, TopicSpec};
 use lakehouse_producer::{produce, ProduceOptions, TransactionGenerator};
 use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
 use lakehouse_streamsql::{load, Engine, InputRecord};
 use lakehouse_testkit::{block_on, Broker, ScratchDir};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -41,7 +39,7 @@ fn main() {
     }
     println!(
         "\npeak RSS of the benchmark process: {} MiB",
-        peak_rss_mib()
+        lakehouse_testkit::peak_rss_mib()
     );
 }
 
@@ -148,27 +146,12 @@ fn end_to_end(n: u64) {
         std::thread::spawn(move || runtime::run(plan, &config, &stop, &stats).unwrap())
     };
     // Caught up: the engine's committed offsets reach the input's end.
-    let observer: BaseConsumer = client_config(&bootstrap)
-        .set("group.id", &config.app_id)
-        .create()
-        .unwrap();
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let marks = watermarks(&bootstrap, "transaction_log").unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (p, _, _) in &marks {
-            tpl.add_partition("transaction_log", *p);
-        }
-        let Ok(committed) = observer.committed_offsets(tpl, Duration::from_secs(5)) else {
-            continue;
-        };
-        let done = marks.iter().all(|(p, _, high)| {
-            matches!(committed.find_partition("transaction_log", *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
-        });
-        if done {
-            break;
-        }
-    }
+    lakehouse_testkit::wait_until_consumed(
+        &bootstrap,
+        &config.app_id,
+        "transaction_log",
+        Duration::from_secs(600),
+    );
     let secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     worker.join().unwrap();
@@ -178,17 +161,4 @@ fn end_to_end(n: u64) {
         n as f64 / secs,
         out as f64 / secs
     );
-}
-
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
 }

@@ -581,29 +581,11 @@ impl Parser {
     }
 
     fn or(&mut self) -> LResult<Expr> {
-        let mut left = self.and()?;
-        while self.is_word("OR") {
-            let pos = self.next().pos;
-            let right = self.and()?;
-            left = Expr {
-                kind: ExprKind::Binary(BinaryOp::Or, Box::new(left), Box::new(right)),
-                pos,
-            };
-        }
-        Ok(left)
+        self.binary_level(&[("OR", BinaryOp::Or)], Self::and)
     }
 
     fn and(&mut self) -> LResult<Expr> {
-        let mut left = self.not()?;
-        while self.is_word("AND") {
-            let pos = self.next().pos;
-            let right = self.not()?;
-            left = Expr {
-                kind: ExprKind::Binary(BinaryOp::And, Box::new(left), Box::new(right)),
-                pos,
-            };
-        }
-        Ok(left)
+        self.binary_level(&[("AND", BinaryOp::And)], Self::not)
     }
 
     fn not(&mut self) -> LResult<Expr> {
@@ -714,33 +696,43 @@ impl Parser {
     }
 
     fn additive(&mut self) -> LResult<Expr> {
-        let mut left = self.multiplicative()?;
-        loop {
-            let op = match self.peek().tok {
-                Tok::Symbol("+") => BinaryOp::Add,
-                Tok::Symbol("-") => BinaryOp::Sub,
-                _ => return Ok(left),
-            };
-            let pos = self.next().pos;
-            let right = self.multiplicative()?;
-            left = Expr {
-                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                pos,
-            };
-        }
+        self.binary_level(
+            &[("+", BinaryOp::Add), ("-", BinaryOp::Sub)],
+            Self::multiplicative,
+        )
     }
 
     fn multiplicative(&mut self) -> LResult<Expr> {
-        let mut left = self.unary()?;
+        self.binary_level(
+            &[
+                ("*", BinaryOp::Mul),
+                ("/", BinaryOp::Div),
+                ("%", BinaryOp::Mod),
+            ],
+            Self::unary,
+        )
+    }
+
+    /// One left-associative precedence level: operands from `next`,
+    /// separated by the symbols or keywords in `ops`.
+    fn binary_level(
+        &mut self,
+        ops: &[(&str, BinaryOp)],
+        next: fn(&mut Self) -> LResult<Expr>,
+    ) -> LResult<Expr> {
+        let mut left = next(self)?;
         loop {
-            let op = match self.peek().tok {
-                Tok::Symbol("*") => BinaryOp::Mul,
-                Tok::Symbol("/") => BinaryOp::Div,
-                Tok::Symbol("%") => BinaryOp::Mod,
-                _ => return Ok(left),
+            let found = ops.iter().find(|(token, _)| match &self.peek().tok {
+                Tok::Symbol(s) => s == token,
+                Tok::Word(w) => w.eq_ignore_ascii_case(token),
+                _ => false,
+            });
+            let Some((_, op)) = found else {
+                return Ok(left);
             };
+            let op = *op;
             let pos = self.next().pos;
-            let right = self.unary()?;
+            let right = next(self)?;
             left = Expr {
                 kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
                 pos,

@@ -482,8 +482,7 @@ impl Planner {
         output: usize,
         rel: &mut Relation,
     ) -> LResult<StreamQuery> {
-        if let Some(w) = &select.window {
-            let _ = w;
+        if select.window.is_some() {
             return Err(Located::new(
                 select.pos,
                 "WINDOW needs CREATE TABLE ... GROUP BY",
@@ -632,13 +631,6 @@ impl Planner {
                 "every GROUP BY expression must also appear in the SELECT list (it becomes the table's key)",
             ));
         }
-        // Key columns in GROUP BY order, as the record key carries them.
-        let key_order: Vec<usize> = (0..group_by.len())
-            .map(|k| {
-                select.items.iter().position(|item| matches!(item, SelectItem::Expr { expr, .. } if select.group_by[k].same_as(expr))).unwrap()
-            })
-            .collect();
-        let _ = key_order;
         let having = select
             .having
             .as_ref()
@@ -850,6 +842,20 @@ impl GroupedScope<'_> {
             arg_type,
         });
         Ok((CExpr::Column(slot), Some(out_type)))
+    }
+}
+
+/// What `check` prints: the catalog as JSON, or the readable plan with a summary.
+pub fn check_report(plan: &Plan, json: bool) -> String {
+    if json {
+        serde_json::to_string_pretty(&plan.relations).expect("the catalog serialises")
+    } else {
+        format!(
+            "{}{} streams, {} tables: OK",
+            describe(plan),
+            plan.streams().count(),
+            plan.tables().count()
+        )
     }
 }
 

@@ -310,3 +310,35 @@ impl Drop for TestContext {
         }
     }
 }
+
+/// Waits until consumer group `group` has committed every record of `topic`.
+pub fn wait_until_consumed(bootstrap: &str, group: &str, topic: &str, timeout: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        if matches!(
+            kafka::consumer_lag(bootstrap, group, topic, Duration::from_secs(5)),
+            Ok(0)
+        ) {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{group} did not consume {topic} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB, for benchmark tables.
+pub fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}

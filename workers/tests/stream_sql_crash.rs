@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use lakehouse::kafka::{client_config, ensure_topics, watermarks, TopicSpec};
 use lakehouse::transaction::Transaction;
 use lakehouse_producer::{ProduceOptions, ProduceRun};
-use lakehouse_testkit::{block_on, Broker, ScratchDir};
+use lakehouse_testkit::{block_on, wait_until_consumed, Broker, ScratchDir};
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 
 const SQL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
 
@@ -85,36 +85,6 @@ fn start_engine(bootstrap: &str, dir: &ScratchDir) -> Child {
         .expect("start stream-sql")
 }
 
-/// Waits until the engine has checkpointed past every input record.
-fn wait_caught_up(bootstrap: &str, input: &str) {
-    let consumer: BaseConsumer = client_config(bootstrap)
-        .set("group.id", "lakehouse_stream_sql")
-        .create()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let marks = watermarks(bootstrap, input).unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for (p, _, _) in &marks {
-            tpl.add_partition(input, *p);
-        }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(5))
-            .unwrap();
-        let done = marks.iter().all(|(p, _, high)| {
-            matches!(committed.find_partition(input, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *high)
-        });
-        if done {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the engine did not catch up"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     let broker = Broker::start();
@@ -145,7 +115,13 @@ fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     }
     let summary = producer.finish();
     assert_eq!(summary.delivered, 4_000);
-    wait_caught_up(&bootstrap, "transaction_log");
+    // The engine has checkpointed past every input record.
+    wait_until_consumed(
+        &bootstrap,
+        "lakehouse_stream_sql",
+        "transaction_log",
+        Duration::from_secs(180),
+    );
     nix_term(&engine);
     assert!(
         engine.wait().unwrap().success(),

@@ -76,16 +76,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { file, json } => {
             let plan = lakehouse_streamsql::load_file(&file)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&plan.relations)?);
-            } else {
-                print!("{}", lakehouse_streamsql::plan::describe(&plan));
-                println!(
-                    "{} streams, {} tables: OK",
-                    plan.streams().count(),
-                    plan.tables().count()
-                );
-            }
+            println!("{}", lakehouse_streamsql::plan::check_report(&plan, json));
             Ok(())
         }
         Command::Run {
