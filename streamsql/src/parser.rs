@@ -206,6 +206,26 @@ impl Parser {
         }
     }
 
+    /// A column or field name: any word (keywords included, e.g. TIMESTAMP)
+    /// upper-cased, or a `quoted` name as written.
+    fn any_name(&mut self, what: &str) -> LResult<Ident> {
+        let t = self.next();
+        match t.tok {
+            Tok::Word(w) => Ok(Ident {
+                name: w.to_ascii_uppercase(),
+                pos: t.pos,
+            }),
+            Tok::Quoted(w) => Ok(Ident {
+                name: w,
+                pos: t.pos,
+            }),
+            other => Err(Located::new(
+                t.pos,
+                format!("expected {what}, found {}", describe(&other)),
+            )),
+        }
+    }
+
     fn statement(&mut self) -> LResult<StatementKind> {
         if !self.is_word("CREATE") {
             let t = self.peek();
@@ -280,23 +300,7 @@ impl Parser {
         let mut columns = Vec::new();
         loop {
             // Column names may be words that are keywords elsewhere (e.g. TIMESTAMP).
-            let t = self.next();
-            let name = match t.tok {
-                Tok::Word(w) => Ident {
-                    name: w.to_ascii_uppercase(),
-                    pos: t.pos,
-                },
-                Tok::Quoted(w) => Ident {
-                    name: w,
-                    pos: t.pos,
-                },
-                other => {
-                    return Err(Located::new(
-                        t.pos,
-                        format!("expected a column name, found {}", describe(&other)),
-                    ))
-                }
-            };
+            let name = self.any_name("a column name")?;
             let ty = self.sql_type()?;
             let key = if self.eat_word("PRIMARY") {
                 self.expect_word("KEY")?;
@@ -330,14 +334,10 @@ impl Parser {
                 self.expect_symbol("<")?;
                 let mut fields: Vec<(String, SqlType)> = Vec::new();
                 loop {
-                    let f = self.next();
-                    let name = match f.tok {
-                        Tok::Word(w) => w.to_ascii_uppercase(),
-                        Tok::Quoted(w) => w,
-                        other => return Err(Located::new(f.pos, format!("expected a field name, found {}", describe(&other)))),
-                    };
+                    let field = self.any_name("a field name")?;
+                    let name = field.name;
                     if fields.iter().any(|(n, _)| *n == name) {
-                        return Err(Located::new(f.pos, format!("duplicate field {name} in STRUCT")));
+                        return Err(Located::new(field.pos, format!("duplicate field {name} in STRUCT")));
                     }
                     fields.push((name, self.sql_type()?));
                     if self.eat_symbol(">") {
@@ -757,23 +757,7 @@ impl Parser {
         loop {
             if matches!(self.peek().tok, Tok::Symbol("->")) {
                 let pos = self.next().pos;
-                let t = self.next();
-                let field = match t.tok {
-                    Tok::Word(w) => Ident {
-                        name: w.to_ascii_uppercase(),
-                        pos: t.pos,
-                    },
-                    Tok::Quoted(w) => Ident {
-                        name: w,
-                        pos: t.pos,
-                    },
-                    other => {
-                        return Err(Located::new(
-                            t.pos,
-                            format!("expected a field name after ->, found {}", describe(&other)),
-                        ))
-                    }
-                };
+                let field = self.any_name("a field name after ->")?;
                 e = Expr {
                     kind: ExprKind::Field(Box::new(e), field),
                     pos,

@@ -502,11 +502,7 @@ impl Planner {
         }
         let source = &self.relations[input];
         let mut scope = RowScope { relation: source };
-        let filter = select
-            .filter
-            .as_ref()
-            .map(|f| condition(f, &mut scope, "WHERE"))
-            .transpose()?;
+        let filter = where_clause(select, &mut scope)?;
         let mut projection = Vec::new();
         let mut namer = Namer::default();
         for item in &select.items {
@@ -560,11 +556,7 @@ impl Planner {
         }
         let source = &self.relations[input];
         let mut scope = RowScope { relation: source };
-        let filter = select
-            .filter
-            .as_ref()
-            .map(|f| condition(f, &mut scope, "WHERE"))
-            .transpose()?;
+        let filter = where_clause(select, &mut scope)?;
         let mut group_by = Vec::new();
         let mut key_types = Vec::new();
         for g in &select.group_by {
@@ -653,6 +645,14 @@ impl Planner {
             grace_ms,
         })
     }
+}
+
+fn where_clause(select: &ast::Select, scope: &mut RowScope<'_>) -> LResult<Option<CExpr>> {
+    select
+        .filter
+        .as_ref()
+        .map(|f| condition(f, scope, "WHERE"))
+        .transpose()
 }
 
 fn condition(expr: &Expr, scope: &mut dyn Resolver, clause: &str) -> LResult<CExpr> {
