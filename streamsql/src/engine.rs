@@ -249,6 +249,10 @@ struct TableRunner {
     null_key_dropped: u64,
     grouped: Vec<Value>,
     projected: Vec<Value>,
+    /// Scratch buffers reused across updates.
+    key_values: Vec<Value>,
+    windows: Vec<(i64, i64)>,
+    id: Vec<u8>,
 }
 
 impl Engine {
@@ -291,6 +295,9 @@ impl Engine {
                         null_key_dropped: 0,
                         grouped: Vec::new(),
                         projected: Vec::new(),
+                        key_values: Vec::new(),
+                        windows: Vec::new(),
+                        id: Vec::new(),
                     });
                 }
             }
@@ -633,23 +640,32 @@ impl TableRunner {
                 return;
             }
         }
-        let key_values: Vec<Value> = q.group_by.iter().map(|e| e.eval(row, ctx)).collect();
-        if key_values.iter().any(Value::is_null) {
+        self.key_values.clear();
+        self.key_values
+            .extend(q.group_by.iter().map(|e| e.eval(row, ctx)));
+        if self.key_values.iter().any(Value::is_null) {
             self.null_key_dropped += 1;
             return;
         }
-        let group_key = encode_values(&key_values);
         let state = &mut self.state;
-        let windows: Vec<(i64, i64)> = match q.window {
-            None => vec![(0, 0)],
+        self.windows.clear();
+        match q.window {
+            None => self.windows.push((0, 0)),
             Some(w) => {
                 state.stream_time = state.stream_time.max(ctx.rowtime);
-                window_bounds(w, ctx.rowtime)
+                window_bounds_into(w, ctx.rowtime, &mut self.windows);
             }
-        };
-        let mut id = group_id(&group_key, 0);
-        let key_len = group_key.len();
-        for (start, end) in windows {
+        }
+        // The group id: encoded key values, then the window start.
+        let id = &mut self.id;
+        id.clear();
+        for v in &self.key_values {
+            v.encode(id);
+        }
+        let key_len = id.len();
+        id.extend_from_slice(&0i64.to_be_bytes());
+        let key_values = &self.key_values;
+        for &(start, end) in &self.windows {
             if q.window.is_some() && end + q.grace_ms <= state.stream_time {
                 self.late_dropped += 1;
                 continue;
@@ -778,10 +794,17 @@ fn decode_group(bytes: &[u8], template: &[Acc]) -> Option<Group> {
 
 /// The windows `[start, end)` that contain `ts`.
 pub fn window_bounds(w: WindowDef, ts: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    window_bounds_into(w, ts, &mut out);
+    out
+}
+
+/// [`window_bounds`] into a reused buffer, oldest window first.
+fn window_bounds_into(w: WindowDef, ts: i64, out: &mut Vec<(i64, i64)>) {
     match w {
         WindowDef::Tumbling { size_ms, .. } => {
             let start = ts - ts.rem_euclid(size_ms);
-            vec![(start, start + size_ms)]
+            out.push((start, start + size_ms));
         }
         WindowDef::Hopping {
             size_ms,
@@ -789,14 +812,13 @@ pub fn window_bounds(w: WindowDef, ts: i64) -> Vec<(i64, i64)> {
             ..
         } => {
             let last = ts - ts.rem_euclid(advance_ms);
-            let mut out = Vec::new();
+            let first = out.len();
             let mut start = last;
             while start > ts - size_ms {
                 out.push((start, start + size_ms));
                 start -= advance_ms;
             }
-            out.reverse();
-            out
+            out[first..].reverse();
         }
     }
 }
