@@ -11,17 +11,91 @@ use crate::value::Value;
 /// Why a record could not be decoded for a stream.
 pub type DecodeError = String;
 
-/// Parses a record value once; every source stream over the topic maps it.
-pub fn parse_value(bytes: Option<&[u8]>) -> Result<serde_json::Map<String, Json>, DecodeError> {
-    let bytes = bytes.ok_or_else(|| "null value (a tombstone) on a stream".to_string())?;
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("value is not UTF-8: {e}"))?;
-    match serde_json::from_str::<Json>(text) {
-        Ok(Json::Object(map)) => Ok(map),
-        Ok(other) => Err(format!(
-            "value is JSON but not an object (found {})",
-            json_kind(&other)
-        )),
-        Err(e) => Err(format!("value is not valid JSON: {e}")),
+/// The top-level fields that the source streams of one topic read. A
+/// record is parsed once into just these fields (case-insensitive names);
+/// everything else in it is skipped without being built.
+#[derive(Debug, Clone, Default)]
+pub struct TopicFields {
+    /// Lower-case names.
+    names: Vec<String>,
+}
+
+impl TopicFields {
+    /// The slot of a field, added on first use.
+    pub fn slot(&mut self, name: &str) -> usize {
+        let lower = name.to_lowercase();
+        match self.names.iter().position(|n| *n == lower) {
+            Some(i) => i,
+            None => {
+                self.names.push(lower);
+                self.names.len() - 1
+            }
+        }
+    }
+
+    /// Parses a record value into the slots; fails when it is not a JSON object.
+    pub fn parse(&self, bytes: Option<&[u8]>) -> Result<Vec<Option<Json>>, DecodeError> {
+        let bytes = bytes.ok_or_else(|| "null value (a tombstone) on a stream".to_string())?;
+        std::str::from_utf8(bytes).map_err(|e| format!("value is not UTF-8: {e}"))?;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = serde::de::DeserializeSeed::deserialize(FieldsVisitor(&self.names), &mut de)
+            .and_then(|v| de.end().map(|_| v));
+        parsed.map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => format!("value is JSON but not an object ({e})"),
+            _ => format!("value is not valid JSON: {e}"),
+        })
+    }
+}
+
+struct FieldsVisitor<'a>(&'a [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldsVisitor<'_> {
+    type Value = Vec<Option<Json>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor<'_> {
+    type Value = Vec<Option<Json>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = vec![None; self.0.len()];
+        while let Some(slot) = map.next_key_seed(KeySlot(self.0))? {
+            match slot {
+                Some(i) => out[i] = Some(map.next_value::<Json>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Maps a key to its slot without allocating it.
+struct KeySlot<'a>(&'a [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySlot<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeySlot<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|n| n.eq_ignore_ascii_case(key)))
     }
 }
 
@@ -36,31 +110,32 @@ fn json_kind(v: &Json) -> &'static str {
     }
 }
 
-/// A source stream's decoder: columns looked up by name, case-insensitively
-/// (JSON field names are usually lower case, column names upper case).
+/// A source stream's decoder: each column read from its slot of the
+/// topic's parsed fields (JSON names usually lower case, columns upper case).
 #[derive(Debug, Clone)]
 pub struct RowDecoder {
-    columns: Vec<(String, String, SqlType, bool)>,
+    /// (name, slot, type, key column)
+    columns: Vec<(String, usize, SqlType, bool)>,
 }
 
 impl RowDecoder {
-    pub fn new(columns: &[Column]) -> Self {
+    pub fn new(columns: &[Column], fields: &mut TopicFields) -> Self {
         Self {
             columns: columns
                 .iter()
-                .map(|c| (c.name.clone(), c.name.to_lowercase(), c.ty.clone(), c.key))
+                .map(|c| (c.name.clone(), fields.slot(&c.name), c.ty.clone(), c.key))
                 .collect(),
         }
     }
 
-    /// Maps a parsed object to a row; a KEY column comes from the record key.
+    /// Maps parsed fields to a row; a KEY column comes from the record key.
     pub fn decode(
         &self,
-        object: &serde_json::Map<String, Json>,
+        fields: &[Option<Json>],
         key: Option<&[u8]>,
     ) -> Result<Vec<Value>, DecodeError> {
         let mut row = Vec::with_capacity(self.columns.len());
-        for (name, lower, ty, is_key) in &self.columns {
+        for (name, slot, ty, is_key) in &self.columns {
             if *is_key {
                 row.push(match key {
                     Some(k) => Value::str(&String::from_utf8_lossy(k)),
@@ -68,8 +143,9 @@ impl RowDecoder {
                 });
                 continue;
             }
-            let field = lookup(object, name, lower);
-            row.push(coerce(field, ty).map_err(|e| format!("column {name}: {e}"))?);
+            row.push(
+                coerce(fields[*slot].as_ref(), ty).map_err(|e| format!("column {name}: {e}"))?,
+            );
         }
         Ok(row)
     }
@@ -292,11 +368,11 @@ mod tests {
             ),
             col("MISSING", SqlType::String),
         ];
-        let decoder = RowDecoder::new(&columns);
-        let obj = parse_value(Some(
-            br#"{"amount": 12, "Quantity": 3, "location": {"city": "Paris"}}"#,
-        ))
-        .unwrap();
+        let mut fields = TopicFields::default();
+        let decoder = RowDecoder::new(&columns, &mut fields);
+        let obj = fields
+            .parse(Some(br#"{"amount": 12, "Quantity": 3, "other": [1, {"x": 2}], "location": {"city": "Paris"}}"#))
+            .unwrap();
         let row = decoder.decode(&obj, None).unwrap();
         assert_eq!(row[0], Value::Double(12.0));
         assert_eq!(row[1], Value::Int(3));
@@ -306,7 +382,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_explained() {
-        let decoder = RowDecoder::new(&[col("QUANTITY", SqlType::Int)]);
+        let mut fields = TopicFields::default();
+        let decoder = RowDecoder::new(&[col("QUANTITY", SqlType::Int)], &mut fields);
+        let parse_value = |v: Option<&[u8]>| fields.parse(v);
         let obj = parse_value(Some(br#"{"quantity": "three"}"#)).unwrap();
         assert!(decoder
             .decode(&obj, None)
@@ -317,6 +395,9 @@ mod tests {
             .decode(&obj, None)
             .unwrap_err()
             .contains("out of range"));
+        assert!(parse_value(Some(b"{\"quantity\": 1} trailing"))
+            .unwrap_err()
+            .contains("not valid JSON"));
         assert!(parse_value(Some(b"[1,2]"))
             .unwrap_err()
             .contains("not an object"));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::ast::{RelationKind, WindowDef};
-use crate::codec::{encode_key, parse_value, ObjectLayout, RowDecoder};
+use crate::codec::{encode_key, ObjectLayout, RowDecoder, TopicFields};
 use crate::expr::{AggFunc, Ctx};
 use crate::plan::{AggregateCall, Column, Plan, Query, Relation, TableQuery};
 use crate::value::{decode_values, encode_values, Value};
@@ -220,6 +220,8 @@ pub struct Prepared {
 pub struct Engine {
     plan: Arc<Plan>,
     decoders: Vec<Option<RowDecoder>>,
+    /// Per source topic, the fields its source streams read.
+    topic_fields: FxHashMap<String, TopicFields>,
     /// JSON layout of each relation's record value.
     layouts: Vec<ObjectLayout>,
     /// Relations whose rows a stream query reads.
@@ -257,10 +259,15 @@ struct TableRunner {
 
 impl Engine {
     pub fn new(plan: Arc<Plan>) -> Self {
+        let mut topic_fields: FxHashMap<String, TopicFields> = FxHashMap::default();
         let decoders = plan
             .relations
             .iter()
-            .map(|r| r.is_source.then(|| RowDecoder::new(&r.columns)))
+            .map(|r| {
+                r.is_source.then(|| {
+                    RowDecoder::new(&r.columns, topic_fields.entry(r.topic.clone()).or_default())
+                })
+            })
             .collect();
         let layouts: Vec<ObjectLayout> = plan
             .relations
@@ -305,6 +312,7 @@ impl Engine {
         Self {
             plan,
             decoders,
+            topic_fields,
             layouts,
             read_by_stream,
             read_by_table,
@@ -442,7 +450,8 @@ impl Engine {
             if relation.topic != input.topic {
                 continue;
             }
-            let object = parsed.get_or_insert_with(|| parse_value(input.value));
+            let object =
+                parsed.get_or_insert_with(|| self.topic_fields[&relation.topic].parse(input.value));
             let decoded = match object {
                 Ok(map) => decoder.decode(map, input.key),
                 Err(reason) => Err(reason.clone()),
