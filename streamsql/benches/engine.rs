@@ -33,7 +33,7 @@ fn main() {
     in_memory("source streams only (decode)", &FILE[..derived_at], n);
     in_memory("source + derived streams", &FILE[..tables_at], n);
     in_memory("whole file (13 streams, 8 tables)", FILE, n);
-    in_memory_parallel("whole file, batches of 2000 on 2 threads", 300_000);
+    in_memory_parallel("whole file, batches of 2000 on 2 threads", n);
     if std::env::args().all(|a| a != "--in-memory-only") {
         end_to_end(5_000);
     }

@@ -266,10 +266,7 @@ pub fn run(
         Ok(())
     };
 
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4);
+    let threads = config.threads.max(1);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while !stop.load(Ordering::Relaxed) {
         // A batch: what arrives within a few milliseconds, up to MAX_BATCH records.
