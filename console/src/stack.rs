@@ -277,12 +277,12 @@ impl Stack {
         let mut restarted = false;
         if let Some(broker) = self.broker.as_mut() {
             if let Some(status) = broker.exited() {
-                self.restarts += 1;
-                anyhow::ensure!(
-                    self.restarts <= MAX_RESTARTS,
-                    "the broker keeps dying ({status}); see {}",
-                    broker.log_file().display()
-                );
+                count_restart(&mut self.restarts, || {
+                    format!(
+                        "the broker keeps dying ({status}); see {}",
+                        broker.log_file().display()
+                    )
+                })?;
                 tracing::error!("the broker exited ({status}); restarting it");
                 broker.restart()?;
                 restarted = true;
@@ -290,12 +290,12 @@ impl Stack {
         }
         if let Some(postgres) = self.postgres.as_mut() {
             if let Some(status) = postgres.exited() {
-                self.restarts += 1;
-                anyhow::ensure!(
-                    self.restarts <= MAX_RESTARTS,
-                    "PostgreSQL keeps dying ({status}); see {}",
-                    postgres.log_file().display()
-                );
+                count_restart(&mut self.restarts, || {
+                    format!(
+                        "PostgreSQL keeps dying ({status}); see {}",
+                        postgres.log_file().display()
+                    )
+                })?;
                 tracing::error!("PostgreSQL exited ({status}); restarting it");
                 postgres.restart()?;
                 restarted = true;
@@ -303,11 +303,9 @@ impl Stack {
         }
         if let Some(engine) = self.stream_sql.as_mut() {
             if let Some(error) = engine.failure() {
-                self.restarts += 1;
-                anyhow::ensure!(
-                    self.restarts <= MAX_RESTARTS,
-                    "stream SQL keeps failing: {error}"
-                );
+                count_restart(&mut self.restarts, || {
+                    format!("stream SQL keeps failing: {error}")
+                })?;
                 tracing::error!(
                     "stream SQL stopped ({error}); restarting it from its last checkpoint"
                 );
@@ -336,6 +334,13 @@ impl Stack {
         }
         StackFile::remove(&self.settings.state_dir);
     }
+}
+
+/// Counts one more restart; the error when the stack has restarted too often.
+fn count_restart(restarts: &mut u32, why: impl FnOnce() -> String) -> Result<()> {
+    *restarts += 1;
+    anyhow::ensure!(*restarts <= MAX_RESTARTS, "{}", why());
+    Ok(())
 }
 
 fn step(what: &str, detail: &str) {

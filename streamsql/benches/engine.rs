@@ -43,31 +43,41 @@ fn main() {
     );
 }
 
-fn in_memory(case: &str, sql: &str, n: usize) {
+/// `n` generated transactions as JSON, and as records of `transaction_log`.
+fn generated(n: usize) -> Vec<Vec<u8>> {
     let now = "2026-11-24T07:47:40Z".parse().unwrap();
     let mut generator = TransactionGenerator::new(3, 1, 30);
-    let inputs: Vec<Vec<u8>> = (0..n)
+    (0..n)
         .map(|_| serde_json::to_vec(&generator.next_transaction(now)).unwrap())
-        .collect();
+        .collect()
+}
+
+fn records(values: &[Vec<u8>]) -> Vec<InputRecord<'_>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| InputRecord {
+            topic: "transaction_log",
+            partition: (i % 3) as i32,
+            offset: i as i64,
+            timestamp: 1_795_506_460_000 + i as i64,
+            key: None,
+            value: Some(v),
+        })
+        .collect()
+}
+
+fn in_memory(case: &str, sql: &str, n: usize) {
+    let values = generated(n);
+    let inputs = records(&values);
     let plan = Arc::new(load(sql).unwrap());
     let mut engine = Engine::new(plan);
     let (mut out, mut dead) = (Vec::with_capacity(64), Vec::new());
     let mut produced = 0usize;
     let started = Instant::now();
-    for (i, value) in inputs.iter().enumerate() {
+    for (i, input) in inputs.iter().enumerate() {
         out.clear();
-        engine.process(
-            &InputRecord {
-                topic: "transaction_log",
-                partition: (i % 3) as i32,
-                offset: i as i64,
-                timestamp: 1_795_506_460_000 + i as i64,
-                key: None,
-                value: Some(value),
-            },
-            &mut out,
-            &mut dead,
-        );
+        engine.process(input, &mut out, &mut dead);
         produced += out.len();
         if i % 50_000 == 49_999 {
             // As the runtime's checkpoints do.
@@ -86,23 +96,8 @@ fn in_memory(case: &str, sql: &str, n: usize) {
 }
 
 fn in_memory_parallel(case: &str, n: usize) {
-    let now = "2026-11-24T07:47:40Z".parse().unwrap();
-    let mut generator = TransactionGenerator::new(3, 1, 30);
-    let values: Vec<Vec<u8>> = (0..n)
-        .map(|_| serde_json::to_vec(&generator.next_transaction(now)).unwrap())
-        .collect();
-    let inputs: Vec<InputRecord> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| InputRecord {
-            topic: "transaction_log",
-            partition: (i % 3) as i32,
-            offset: i as i64,
-            timestamp: 1_795_506_460_000 + i as i64,
-            key: None,
-            value: Some(v),
-        })
-        .collect();
+    let values = generated(n);
+    let inputs = records(&values);
     let mut engine = Engine::new(Arc::new(load(FILE).unwrap()));
     let mut produced = 0usize;
     let started = Instant::now();

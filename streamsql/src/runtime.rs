@@ -279,14 +279,6 @@ pub fn run(
             }
             wait = Duration::from_millis(2);
         }
-        if batch.is_empty() {
-            if since_checkpoint > 0 && last_checkpoint.elapsed() >= config.checkpoint_interval {
-                checkpoint(&mut engine, &mut store, &positions)?;
-                since_checkpoint = 0;
-                last_checkpoint = Instant::now();
-            }
-            continue;
-        }
         let inputs: Vec<InputRecord<'_>> = batch
             .iter()
             .map(|m| InputRecord {
@@ -364,8 +356,10 @@ pub fn run(
             positions.insert((input.topic.to_string(), input.partition), input.offset + 1);
             since_checkpoint += 1;
         }
-        if since_checkpoint >= config.checkpoint_records
-            || last_checkpoint.elapsed() >= config.checkpoint_interval
+        // Also reached with an empty batch, so that a quiet input still checkpoints.
+        if since_checkpoint > 0
+            && (since_checkpoint >= config.checkpoint_records
+                || last_checkpoint.elapsed() >= config.checkpoint_interval)
         {
             checkpoint(&mut engine, &mut store, &positions)?;
             since_checkpoint = 0;
