@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod kafka;
+pub mod lake;
 pub mod local;
 pub mod logging;
 pub mod postgres;

@@ -191,6 +191,16 @@ pub struct DomainViolation {
 }
 
 impl Transaction {
+    /// Decodes a record's value strictly: JSON, every field present with its
+    /// type and no unknown field, every value in its domain. The error is the
+    /// reason a dead-letter entry carries.
+    pub fn decode_strict(bytes: &[u8]) -> Result<Transaction, String> {
+        let transaction: Transaction =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
+        transaction.validate().map_err(|e| e.to_string())?;
+        Ok(transaction)
+    }
+
     /// Checks every field against SYSTEM.md section 2.
     pub fn validate(&self) -> Result<(), DomainViolation> {
         let fail = |field: &'static str, reason: String| Err(DomainViolation { field, reason });

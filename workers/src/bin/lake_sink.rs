@@ -1,0 +1,73 @@
+//! `lake-sink`: lands every stream topic of the catalog in the Parquet data lake.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use lakehouse::ConfigArgs;
+use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
+use lakehouse_workers::sink::runner::{self, RunnerConfig, RunnerStats};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Stream sink: every stream of the SQL file, and its source topics, into
+/// data_lake/<TOPIC>/ingestion_date=YYYY-MM-DD/ as Parquet, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "lake-sink", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The stream SQL file whose streams land in the lake.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_SQL",
+        default_value = "producer/ksql_queries.sql"
+    )]
+    sql: PathBuf,
+    #[command(flatten)]
+    sink: LakeSinkArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let settings = cli.config.resolve()?;
+    let _logs = lakehouse::logging::init("lake-sink", &settings.log_dir, None);
+    let plan = lakehouse_streamsql::load_file(&cli.sql)?;
+    let topics = landed_topics(&plan);
+    let config = cli
+        .sink
+        .config(&settings.data_lake_dir)
+        .map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let bootstrap = settings.kafka_bootstrap();
+    tracing::info!(
+        "landing {} topics from {bootstrap} in {}",
+        topics.len(),
+        settings.data_lake_dir.display()
+    );
+    let stats = Arc::new(LakeSinkStats::default());
+    let sink = LakeSink::new(config, topics, Arc::clone(&stats));
+    let runner_config = RunnerConfig::new(bootstrap, cli.sink.group_id);
+    runner::run(
+        sink,
+        &runner_config,
+        &stop,
+        Arc::new(RunnerStats::default()),
+    )
+    .context("lake sink stopped")?;
+    tracing::info!(?stats, "lake sink stopped");
+    Ok(())
+}

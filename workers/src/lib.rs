@@ -1,0 +1,6 @@
+//! The lakehouse's workers: the sink abstraction and the sinks built on it
+//! (the Parquet lake sink), and the lake's purge worker.
+
+pub mod lake;
+pub mod purge;
+pub mod sink;

@@ -1,0 +1,267 @@
+//! Runs a [`Sink`]: one consumer in a group, records handed to the sink in
+//! order, periodic flushes, offsets committed after each durable flush, and
+//! partitions opened and closed through the sink on every rebalance.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use lakehouse_streamsql::SOURCE_HEADER;
+
+use super::{Assigned, Position, Record, Sink, SinkError, TopicPartition};
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub bootstrap: String,
+    pub group_id: String,
+    /// How often the sink is asked to flush what is due.
+    pub flush_check: Duration,
+    /// Extra librdkafka settings (e.g. a shorter session timeout in tests).
+    pub client_overrides: Vec<(String, String)>,
+}
+
+impl RunnerConfig {
+    pub fn new(bootstrap: impl Into<String>, group_id: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            group_id: group_id.into(),
+            flush_check: Duration::from_millis(200),
+            client_overrides: Vec::new(),
+        }
+    }
+}
+
+/// Live counters, readable from another thread (status, console, benchmarks).
+#[derive(Debug, Default)]
+pub struct RunnerStats {
+    pub consumed: AtomicU64,
+    pub flushes: AtomicU64,
+    pub committed_positions: AtomicU64,
+    pub rebalances: AtomicU64,
+    pub owned_partitions: AtomicU64,
+}
+
+struct SinkContext<S> {
+    sink: Arc<Mutex<S>>,
+    failure: Mutex<Option<SinkError>>,
+    stats: Arc<RunnerStats>,
+}
+
+impl<S> SinkContext<S> {
+    fn fail(&self, error: SinkError) {
+        tracing::error!("sink failed during a rebalance: {error}");
+        let mut failure = lock(&self.failure);
+        failure.get_or_insert(error);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock aborts the worker anyway; keep going with the data.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<S: Sink> ClientContext for SinkContext<S> {}
+
+impl<S: Sink> ConsumerContext for SinkContext<S> {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.stats.rebalances.fetch_add(1, Ordering::Relaxed);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = self.assign(consumer, tpl) {
+                    self.fail(e);
+                    // Own nothing rather than write from unknown positions.
+                    let _ = consumer.unassign();
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = partitions_of(tpl);
+                match lock(&self.sink).close(&partitions) {
+                    Ok(positions) => commit(consumer, &positions, CommitMode::Sync),
+                    Err(e) => self.fail(e),
+                }
+                self.stats.owned_partitions.store(0, Ordering::Relaxed);
+                let _ = consumer.unassign();
+            }
+            other => {
+                tracing::warn!("rebalance error {other:?}; releasing partitions");
+                let partitions = partitions_of(tpl);
+                if let Err(e) = lock(&self.sink).close(&partitions) {
+                    self.fail(e);
+                }
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl<S: Sink> SinkContext<S> {
+    fn assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<(), SinkError> {
+        let committed = consumer.committed_offsets(tpl.clone(), Duration::from_secs(30))?;
+        let assigned: Vec<Assigned> = committed
+            .elements()
+            .iter()
+            .map(|e| Assigned {
+                partition: TopicPartition::new(e.topic(), e.partition()),
+                committed: match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                },
+            })
+            .collect();
+        let resume = lock(&self.sink).open(&assigned)?;
+        for (partition, next) in &resume {
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            tpl.set_partition_offset(&partition.topic, partition.partition, offset)?;
+            tracing::info!("resuming {partition} at {offset:?}");
+        }
+        self.stats
+            .owned_partitions
+            .store(resume.len() as u64, Ordering::Relaxed);
+        consumer.assign(tpl)?;
+        Ok(())
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    positions: &[Position],
+    mode: CommitMode,
+) {
+    if positions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in positions {
+        let _ = tpl.add_partition_offset(
+            &p.partition.topic,
+            p.partition.partition,
+            Offset::Offset(p.next_offset),
+        );
+    }
+    // Advisory only: the sink's storage is the truth, so a failed commit costs a re-read, not data.
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::debug!("offset commit failed (positions stay durable in the sink): {e}");
+    }
+}
+
+/// Consumes the sink's topics until `stop` is set, then flushes everything
+/// and commits. Returns on the first storage error.
+pub fn run<S: Sink + 'static>(
+    sink: S,
+    config: &RunnerConfig,
+    stop: &AtomicBool,
+    stats: Arc<RunnerStats>,
+) -> Result<(), SinkError> {
+    let topics = sink.topics();
+    let sink = Arc::new(Mutex::new(sink));
+    let context = SinkContext {
+        sink: Arc::clone(&sink),
+        failure: Mutex::new(None),
+        stats: Arc::clone(&stats),
+    };
+    let mut client = lakehouse::kafka::client_config(&config.bootstrap);
+    client
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000");
+    for (k, v) in &config.client_overrides {
+        client.set(k, v);
+    }
+    let consumer: BaseConsumer<SinkContext<S>> = client.create_with_context(context)?;
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs)?;
+    tracing::info!(
+        "consuming {} topics as group {}",
+        topics.len(),
+        config.group_id
+    );
+
+    let mut last_flush_check = Instant::now();
+    let result = loop {
+        if let Some(e) = lock(&consumer.context().failure).take() {
+            break Err(e);
+        }
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        let full = lock(&sink).is_full();
+        if full || last_flush_check.elapsed() >= config.flush_check {
+            last_flush_check = Instant::now();
+            match lock(&sink).flush(Instant::now(), full) {
+                Ok(positions) => {
+                    if !positions.is_empty() {
+                        stats.flushes.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .committed_positions
+                            .fetch_add(positions.len() as u64, Ordering::Relaxed);
+                    }
+                    commit(&consumer, &positions, CommitMode::Async);
+                }
+                Err(e) => break Err(e),
+            }
+            if full {
+                continue;
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => tracing::warn!("consume error (retrying): {e}"),
+            Some(Ok(message)) => {
+                let source = message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == SOURCE_HEADER)
+                        .and_then(|h| h.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                });
+                let record = Record {
+                    topic: message.topic(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp_ms: message.timestamp().to_millis(),
+                    key: message.key(),
+                    value: message.payload(),
+                    source,
+                };
+                if let Err(e) = lock(&sink).write(&record) {
+                    break Err(e);
+                }
+                stats.consumed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+    if result.is_ok() {
+        // Graceful stop: everything staged becomes durable before leaving the group.
+        let positions = lock(&sink).flush(Instant::now(), true)?;
+        commit(&consumer, &positions, CommitMode::Sync);
+    }
+    drop(consumer);
+    result
+}
