@@ -4,6 +4,7 @@
 #   - PostgreSQL 15 server binaries (Debian's postgresql-15), for the private clusters
 #   - the Tansu broker 0.6.0 (crates.io), the local Kafka-compatible broker
 #   - confluent-kafka (PyPI), the independent client used by interop tests
+#   - duckdb and pyarrow (PyPI), the independent lake readers
 set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
@@ -33,5 +34,9 @@ fi
 if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
   say "installing confluent-kafka (pip)"
   python3 -m pip install -q --disable-pip-version-check confluent-kafka
+fi
+if ! python3 -c 'import duckdb, pyarrow' >/dev/null 2>&1; then
+  say "installing duckdb and pyarrow (pip), the independent lake readers of the interop test"
+  python3 -m pip install -q --disable-pip-version-check duckdb pyarrow
 fi
 say "prerequisites present"

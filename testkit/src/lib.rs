@@ -12,6 +12,10 @@
 //! process), owned ones are stopped on drop (also when a test panics), and
 //! folders left by a killed test run are removed by the next one.
 
+pub mod topic_reader;
+
+pub use topic_reader::{read_topic, terminate, TopicRecord};
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;

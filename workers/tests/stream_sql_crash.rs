@@ -5,72 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lakehouse::kafka::{client_config, ensure_topics, watermarks, TopicSpec};
+use lakehouse::kafka::{ensure_topics, TopicSpec};
 use lakehouse::transaction::Transaction;
 use lakehouse_producer::{ProduceOptions, ProduceRun};
-use lakehouse_testkit::{block_on, wait_until_consumed, Broker, ScratchDir};
+use lakehouse_testkit::{block_on, read_topic, terminate, wait_until_consumed, Broker, ScratchDir};
 use rand::Rng;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::Message;
 
 const SQL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
-
-struct Record {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    source: Option<String>,
-    timestamp: i64,
-    position: String,
-}
-
-/// Everything in a topic, partition by partition, in offset order.
-fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
-    let consumer: BaseConsumer = client_config(bootstrap)
-        .set(
-            "group.id",
-            format!("crash-test-reader-{topic}-{}", rand::random::<u32>()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let marks = watermarks(bootstrap, topic).unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let total: i64 = marks.iter().map(|(_, l, h)| h - l).sum();
-    let mut out: Vec<Record> = Vec::new();
-    let started = Instant::now();
-    while (out.len() as i64) < total {
-        if started.elapsed() > Duration::from_secs(60) {
-            let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
-            for r in &out {
-                *per_partition
-                    .entry(r.position.rsplit_once(':').unwrap().0.to_string())
-                    .or_default() += 1;
-            }
-            panic!("reading {topic} timed out after {} of {total}: {per_partition:?}, watermarks {marks:?}", out.len());
-        }
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            let source = m.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == lakehouse_streamsql::SOURCE_HEADER)
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).to_string())
-            });
-            out.push(Record {
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                source,
-                timestamp: m.timestamp().to_millis().unwrap(),
-                position: format!("{}:{}:{}", m.topic(), m.partition(), m.offset()),
-            });
-        }
-    }
-    out
-}
 
 fn start_engine(bootstrap: &str, dir: &ScratchDir) -> Child {
     Command::new(env!("CARGO_BIN_EXE_stream-sql"))
@@ -122,7 +65,7 @@ fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         "transaction_log",
         Duration::from_secs(180),
     );
-    nix_term(&engine);
+    terminate(&engine);
     assert!(
         engine.wait().unwrap().success(),
         "graceful stop after SIGTERM"
@@ -259,10 +202,4 @@ fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         undecodable.is_subset(&dlq_sources),
         "every undecodable record is dead-lettered"
     );
-}
-
-fn nix_term(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
 }

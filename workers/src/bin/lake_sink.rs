@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -60,7 +61,8 @@ fn run(cli: Cli) -> Result<()> {
     );
     let stats = Arc::new(LakeSinkStats::default());
     let sink = LakeSink::new(config, topics, Arc::clone(&stats));
-    let runner_config = RunnerConfig::new(bootstrap, cli.sink.group_id);
+    let mut runner_config = RunnerConfig::new(bootstrap, cli.sink.group_id);
+    runner_config.session_timeout = Duration::from_millis(cli.sink.session_timeout_ms);
     runner::run(
         sink,
         &runner_config,

@@ -63,6 +63,14 @@ pub struct LakeSinkArgs {
     /// Rotate a file after it has been open this many milliseconds.
     #[arg(long, env = "LAKEHOUSE_LAKE_MAX_FILE_AGE_MS", default_value_t = 30_000)]
     pub max_file_age_ms: u64,
+    /// Consumer group session timeout: how long a silent instance keeps its
+    /// partitions before the group hands them to the others.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_LAKE_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub session_timeout_ms: u64,
     /// Memory for staged records and open row groups, in MiB, before consumption pauses.
     #[arg(long, env = "LAKEHOUSE_LAKE_MEMORY_MIB", default_value_t = 512)]
     pub memory_mib: usize,

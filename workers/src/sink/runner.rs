@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
@@ -21,6 +22,8 @@ pub struct RunnerConfig {
     pub group_id: String,
     /// How often the sink is asked to flush what is due.
     pub flush_check: Duration,
+    /// How long a silent member keeps its partitions; heartbeats go at a quarter of it.
+    pub session_timeout: Duration,
     /// Extra librdkafka settings (e.g. a shorter session timeout in tests).
     pub client_overrides: Vec<(String, String)>,
 }
@@ -31,6 +34,7 @@ impl RunnerConfig {
             bootstrap: bootstrap.into(),
             group_id: group_id.into(),
             flush_check: Duration::from_millis(200),
+            session_timeout: Duration::from_secs(10),
             client_overrides: Vec::new(),
         }
     }
@@ -67,7 +71,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl<S: Sink> ClientContext for SinkContext<S> {}
+impl<S: Sink> ClientContext for SinkContext<S> {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{facility}: {message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "{facility}: {message}")
+            }
+        }
+    }
+}
 
 impl<S: Sink> ConsumerContext for SinkContext<S> {
     fn rebalance(
@@ -189,8 +213,26 @@ pub fn run<S: Sink + 'static>(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000");
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 4).max(1).to_string(),
+        )
+        // Also the rebalance timeout: how long a rebalance waits for members that
+        // died without leaving. The loop polls continuously, so it can be short.
+        .set(
+            "max.poll.interval.ms",
+            (config.session_timeout.as_millis() * 3)
+                .max(10_000)
+                .to_string(),
+        );
+    // librdkafka's own diagnostics (e.g. `cgrp` for group membership), into the worker's log.
+    if let Ok(contexts) = std::env::var("LAKEHOUSE_KAFKA_DEBUG") {
+        client.set("debug", contexts).set("log_level", "7");
+    }
     for (k, v) in &config.client_overrides {
         client.set(k, v);
     }
