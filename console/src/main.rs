@@ -68,6 +68,9 @@ enum Command {
     },
     /// Send generated transactions to the broker.
     Produce(produce::ProduceArgs),
+    /// One purge run over the lake: removes ingestion_date= partitions older
+    /// than the retention (never today's); --dry-run lists them instead.
+    Purge(lakehouse_workers::purge::PurgeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +129,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Produce(args)) => produce::run(&args, &settings),
+        Some(Command::Purge(args)) => {
+            let report = lakehouse_workers::purge::run_and_record(
+                &settings.data_lake_dir,
+                &settings.log_dir,
+                &args.policy()?,
+                args.dry_run,
+            )?;
+            print!("{}", lakehouse_workers::purge::render(&report));
+            Ok(())
+        }
     }
 }
 

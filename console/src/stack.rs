@@ -24,6 +24,9 @@ use lakehouse::postgres::{
 use lakehouse::Settings;
 use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
 use lakehouse_streamsql::Plan;
+use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
+use lakehouse_workers::purge::{self, PurgeArgs};
+use lakehouse_workers::sink::{self, runner::RunnerConfig, runner::RunnerStats};
 use tokio::runtime::Runtime;
 
 use crate::state::{ManagedProcess, StackFile, StackLock};
@@ -39,60 +42,55 @@ pub fn required_topics(settings: &Settings) -> Vec<TopicSpec> {
     )]
 }
 
-/// The embedded stream SQL engine, on a thread of `lakectl up`.
-struct StreamSql {
-    plan: Arc<Plan>,
-    config: RuntimeConfig,
+type WorkerBody = dyn Fn(&AtomicBool) -> Result<(), String> + Send + Sync;
+
+/// A worker (stream SQL, lake sink, purge schedule) on a thread of `lakectl
+/// up`: restartable after a failure, stopped through its flag so that it
+/// ends with a checkpoint or a flush.
+struct WorkerThread {
+    name: &'static str,
+    body: Arc<WorkerBody>,
     stop: Arc<AtomicBool>,
-    stats: Arc<RuntimeStats>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
-impl StreamSql {
-    fn start(plan: Arc<Plan>, config: RuntimeConfig) -> Self {
-        let mut engine = Self {
-            plan,
-            config,
+impl WorkerThread {
+    fn start(
+        name: &'static str,
+        body: impl Fn(&AtomicBool) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        let mut worker = Self {
+            name,
+            body: Arc::new(body),
             stop: Arc::new(AtomicBool::new(false)),
-            stats: Arc::new(RuntimeStats::default()),
             thread: None,
         };
-        engine.spawn();
-        engine
+        worker.spawn();
+        worker
     }
 
     fn spawn(&mut self) {
-        let (plan, config, stop, stats) = (
-            Arc::clone(&self.plan),
-            self.config.clone(),
-            Arc::clone(&self.stop),
-            Arc::clone(&self.stats),
-        );
+        let (body, stop) = (Arc::clone(&self.body), Arc::clone(&self.stop));
         self.thread = Some(
             std::thread::Builder::new()
-                .name("stream-sql".into())
-                .spawn(move || {
-                    runtime::run(plan, &config, &stop, &stats)
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                })
-                .expect("spawn the stream SQL thread"),
+                .name(self.name.into())
+                .spawn(move || body(&stop))
+                .expect("spawn a worker thread"),
         );
     }
 
-    /// The error that stopped the engine, if it stopped.
+    /// The error that stopped the worker, if it stopped.
     fn failure(&mut self) -> Option<String> {
         if !self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
             return None;
         }
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(Err(e))) => Some(e),
-            Some(Err(_)) => Some("the engine panicked".into()),
-            _ => Some("the engine stopped".into()),
+            Some(Err(_)) => Some("it panicked".into()),
+            _ => Some("it stopped".into()),
         }
     }
 
-    /// Stops after a final checkpoint.
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -104,7 +102,8 @@ impl StreamSql {
 /// A running single-machine stack.
 pub struct Stack {
     settings: Settings,
-    stream_sql: Option<StreamSql>,
+    /// In start order; stopped in reverse.
+    workers: Vec<WorkerThread>,
     // Field order is stop order: PostgreSQL last, so nothing loses its database early.
     broker: Option<LocalBroker>,
     postgres: Option<LocalPostgres>,
@@ -128,7 +127,7 @@ impl Stack {
         let prerequisites = check_prerequisites(settings)?;
         let mut stack = Stack {
             settings: settings.clone(),
-            stream_sql: None,
+            workers: Vec::new(),
             broker: None,
             postgres: None,
             restarts: 0,
@@ -185,7 +184,17 @@ impl Stack {
                 config.dlq_topic
             ),
         );
-        stack.stream_sql = Some(StreamSql::start(plan, config));
+        let stream_sql_plan = Arc::clone(&plan);
+        stack
+            .workers
+            .push(WorkerThread::start("stream-sql", move |stop| {
+                let stats = RuntimeStats::default();
+                runtime::run(Arc::clone(&stream_sql_plan), &config, stop, &stats)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }));
+        stack.workers.push(lake_sink_worker(settings, &plan)?);
+        stack.workers.push(purge_worker(settings)?);
         stack.stack_file().write(&settings.state_dir)?;
         Ok(stack)
     }
@@ -263,7 +272,8 @@ impl Stack {
                 endpoint: b.bootstrap(),
                 log_file: b.log_file().to_path_buf(),
             }),
-            stream_sql: self.stream_sql.is_some(),
+            stream_sql: self.has_worker("stream-sql"),
+            lake_sink: self.has_worker("lake-sink"),
             postgres: self.postgres.as_ref().map(|p| ManagedProcess {
                 pid: p.pid(),
                 endpoint: redact_url(&p.url(&self.settings.postgres.database)),
@@ -301,15 +311,16 @@ impl Stack {
                 restarted = true;
             }
         }
-        if let Some(engine) = self.stream_sql.as_mut() {
-            if let Some(error) = engine.failure() {
+        for worker in &mut self.workers {
+            if let Some(error) = worker.failure() {
+                let name = worker.name;
                 count_restart(&mut self.restarts, || {
-                    format!("stream SQL keeps failing: {error}")
+                    format!("{name} keeps failing: {error}")
                 })?;
                 tracing::error!(
-                    "stream SQL stopped ({error}); restarting it from its last checkpoint"
+                    "{name} stopped ({error}); restarting it from its durable position"
                 );
-                engine.spawn();
+                worker.spawn();
             }
         }
         if restarted {
@@ -320,9 +331,9 @@ impl Stack {
 
     /// Stops everything, in reverse start order.
     pub fn shutdown(mut self) {
-        if let Some(mut engine) = self.stream_sql.take() {
-            engine.stop();
-            step("stopped", "stream-sql (checkpointed)");
+        while let Some(mut worker) = self.workers.pop() {
+            worker.stop();
+            step("stopped", worker.name);
         }
         if let Some(mut broker) = self.broker.take() {
             broker.stop();
@@ -335,6 +346,68 @@ impl Stack {
         StackFile::remove(&self.settings.state_dir);
     }
 }
+
+impl Stack {
+    fn has_worker(&self, name: &str) -> bool {
+        self.workers.iter().any(|w| w.name == name)
+    }
+}
+
+/// The lake sink over the plan's streams, with its settings from the environment.
+fn lake_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
+    let args = LakeSinkArgs::from_env();
+    let config = args
+        .config(&settings.data_lake_dir)
+        .map_err(anyhow::Error::msg)?;
+    let topics = landed_topics(plan);
+    let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), args.group_id.clone());
+    runner_config.session_timeout = Duration::from_millis(args.session_timeout_ms);
+    step(
+        "lake-sink",
+        &format!(
+            "{} topics into {} (group {})",
+            topics.len(),
+            settings.data_lake_dir.display(),
+            args.group_id
+        ),
+    );
+    Ok(WorkerThread::start("lake-sink", move |stop| {
+        let sink = LakeSink::new(
+            config.clone(),
+            topics.clone(),
+            Arc::new(LakeSinkStats::default()),
+        );
+        sink::runner::run(sink, &runner_config, stop, Arc::new(RunnerStats::default()))
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// The lake's retention, applied hourly.
+fn purge_worker(settings: &Settings) -> Result<WorkerThread> {
+    let args = PurgeArgs::from_env();
+    let policy = args.policy()?;
+    let (lake, log) = (settings.data_lake_dir.clone(), settings.log_dir.clone());
+    step(
+        "purge",
+        &format!(
+            "hourly, keeping {} days (records in {})",
+            policy.default_days,
+            purge::runs_path(&log).display()
+        ),
+    );
+    Ok(WorkerThread::start("purge", move |stop| loop {
+        purge::run_and_record(&lake, &log, &policy, args.dry_run).map_err(|e| e.to_string())?;
+        let next = std::time::Instant::now() + PURGE_INTERVAL;
+        while std::time::Instant::now() < next {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }))
+}
+
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Counts one more restart; the error when the stack has restarted too often.
 fn count_restart(restarts: &mut u32, why: impl FnOnce() -> String) -> Result<()> {

@@ -12,6 +12,8 @@ use lakehouse::postgres::{connect_with_retry, redact_url};
 use lakehouse::{kafka, Settings};
 use serde::Serialize;
 
+use lakehouse_workers::lake::inventory::{inventory, TopicInventory};
+
 use crate::stack::required_topics;
 use crate::state::StackFile;
 
@@ -66,6 +68,8 @@ pub struct StatusReport {
     pub stack: StackSummary,
     pub components: BTreeMap<String, ComponentStatus>,
     pub topics: Vec<TopicStatus>,
+    /// What the data lake holds, per topic folder.
+    pub lake: Vec<TopicInventory>,
 }
 
 /// Probes every component; each probe gives up after a couple of seconds.
@@ -150,6 +154,50 @@ pub async fn collect(settings: &Settings) -> StatusReport {
             lag,
         },
     );
+    let sink_running = stack.as_ref().is_some_and(|s| s.lake_sink);
+    let lake = inventory(&settings.data_lake_dir).unwrap_or_default();
+    let lake_lag = if broker_up {
+        let bootstrap = bootstrap.clone();
+        let mut lake_topics: Vec<String> = lake.iter().map(|t| t.topic.clone()).collect();
+        if !lake_topics.contains(&settings.topics.transaction_log) {
+            lake_topics.push(settings.topics.transaction_log.clone());
+        }
+        tokio::task::spawn_blocking(move || {
+            lake_topics
+                .iter()
+                .map(|topic| {
+                    kafka::consumer_lag(&bootstrap, LAKE_SINK_GROUP, topic, PROBE_TIMEOUT).ok()
+                })
+                .sum::<Option<i64>>()
+        })
+        .await
+        .ok()
+        .flatten()
+    } else {
+        None
+    };
+    components.insert(
+        "lake_sink".to_string(),
+        ComponentStatus {
+            state: if sink_running {
+                ComponentState::Running
+            } else {
+                ComponentState::Stopped
+            },
+            managed: true,
+            pid: stack
+                .as_ref()
+                .filter(|s| s.lake_sink)
+                .map(|s| s.supervisor_pid),
+            endpoint: format!(
+                "consumer group {LAKE_SINK_GROUP} → {}",
+                settings.data_lake_dir.display()
+            ),
+            log_file: None,
+            detail: (!sink_running).then(|| "runs inside `lakectl up`".to_string()),
+            lag: lake_lag,
+        },
+    );
     let topics = required_topics(settings)
         .into_iter()
         .map(|spec| {
@@ -181,6 +229,7 @@ pub async fn collect(settings: &Settings) -> StatusReport {
         },
         components,
         topics,
+        lake,
     }
 }
 
@@ -209,6 +258,9 @@ fn component(
         lag: None,
     }
 }
+
+/// Consumer group of the lake sink (its default; `LAKEHOUSE_LAKE_SINK_GROUP` changes it).
+const LAKE_SINK_GROUP: &str = "lakehouse_lake_sink";
 
 /// Consumer group of the embedded stream SQL engine.
 const STREAM_SQL_GROUP: &str = "lakehouse_stream_sql";
@@ -248,6 +300,16 @@ pub fn render_text(report: &StatusReport) -> String {
             )),
             _ => out.push_str(&format!("  topic     {}: unavailable\n", t.name)),
         }
+    }
+    if report.lake.is_empty() {
+        out.push_str("  lake      empty\n");
+    }
+    for t in &report.lake {
+        let newest = t.newest_date.map(|d| d.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "  lake      {}: {} rows in {} files ({} bytes), {} date partitions up to {newest}, {} dead letters\n",
+            t.topic, t.rows, t.files, t.bytes, t.partitions, t.dead_letters
+        ));
     }
     out
 }

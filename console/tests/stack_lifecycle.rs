@@ -91,6 +91,14 @@ fn all_running(status: &Value) -> bool {
         && status["components"]["postgres"]["state"] == "running"
 }
 
+fn lake_rows(status: &Value, topic: &str) -> Option<u64> {
+    status["lake"]
+        .as_array()?
+        .iter()
+        .find(|t| t["topic"] == topic)
+        .and_then(|t| t["rows"].as_u64())
+}
+
 fn pid_of(status: &Value, component: &str) -> u32 {
     status["components"][component]["pid"]
         .as_u64()
@@ -157,6 +165,28 @@ fn up_produce_down_and_state_survives_a_restart() {
     let status = project.wait_for(|s| s["topics"][0]["records"] == 500);
     assert_eq!(status["topics"][0]["name"], "transaction_log");
     assert!(table_exists(&project, "user_permissions"));
+
+    // The lake sink lands the raw topic and the derived streams within seconds.
+    let status = project.wait_for(|s| {
+        lake_rows(s, "transaction_log") == Some(500)
+            && lake_rows(s, "TRANSACTIONS_FLAT") == Some(500)
+    });
+    assert_eq!(status["components"]["lake_sink"]["state"], "running");
+    assert!(project
+        .dir
+        .path()
+        .join("data_lake/transaction_log")
+        .is_dir());
+    let out = project.run(&["purge", "--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing expired"));
+    let text = project.run(&["status"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("lake      transaction_log: 500 rows"));
+
     let (broker_pid, postgres_pid) = (pid_of(&status, "broker"), pid_of(&status, "postgres"));
 
     let out = project.run(&["down"]);

@@ -248,7 +248,19 @@ pub struct PurgeArgs {
     pub dry_run: bool,
 }
 
+#[derive(clap::Parser)]
+struct PurgeDefaults {
+    #[command(flatten)]
+    args: PurgeArgs,
+}
+
 impl PurgeArgs {
+    /// The defaults, overridden by the environment variables only.
+    pub fn from_env() -> Self {
+        use clap::Parser;
+        PurgeDefaults::parse_from(["purge"]).args
+    }
+
     pub fn policy(&self) -> Result<RetentionPolicy, PurgeError> {
         RetentionPolicy::new(self.retention_days).with_overrides(&self.overrides)
     }

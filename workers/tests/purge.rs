@@ -25,8 +25,16 @@ fn days_ago(n: u64) -> NaiveDate {
 
 /// A data file of `rows` rows in `topic`'s partition for `date`.
 fn data_file(lake: &Path, topic: &str, date: NaiveDate, first: i64, rows: i64) {
-    let schema = Arc::new(Schema::new(vec![Field::new("kafka_offset", DataType::Int64, false)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(first..first + rows))]).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "kafka_offset",
+        DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(Int64Array::from_iter_values(first..first + rows))],
+    )
+    .unwrap();
     let dir = lake.join(topic).join(partition_dir_name(date));
     let file = DataFile::create(&dir, 0, first, &batch, &WriterProperties::default()).unwrap();
     let range = OffsetRange {
@@ -88,7 +96,10 @@ fn dry_run_lists_what_would_go_and_removes_nothing() {
         ]
     );
     assert!(report.bytes > 0);
-    assert_eq!(dates_of(&lake, "transaction_log"), [days_ago(40), days_ago(10), today()]);
+    assert_eq!(
+        dates_of(&lake, "transaction_log"),
+        [days_ago(40), days_ago(10), today()]
+    );
     assert_eq!(dates_of(&lake, "HOT"), [days_ago(2), today()]);
 }
 
@@ -100,17 +111,27 @@ fn a_real_run_removes_expired_partitions_never_today_and_records_itself() {
     back_dated_lake(&lake);
     // A writer still busy in an expired partition (e.g. a file opened before midnight).
     let busy = lake.join("HOT").join(partition_dir_name(days_ago(2)));
-    std::fs::write(busy.join(".part-00001-0000000000000000000.parquet.tmp"), b"in progress").unwrap();
+    std::fs::write(
+        busy.join(".part-00001-0000000000000000000.parquet.tmp"),
+        b"in progress",
+    )
+    .unwrap();
 
     let policy = RetentionPolicy::new(30).with_overrides("HOT=0").unwrap();
     let report = purge(&lake, &policy, today(), false).unwrap();
     record_run(&log, &report).unwrap();
     assert_eq!(report.rows, 7 + 150 + 1);
     assert_eq!(dates_of(&lake, "transaction_log"), [days_ago(10), today()]);
-    assert!(!lake.join("_dlq/transaction_log").join(partition_dir_name(days_ago(40))).exists());
+    assert!(!lake
+        .join("_dlq/transaction_log")
+        .join(partition_dir_name(days_ago(40)))
+        .exists());
     // Retention 0 keeps today's partition; the busy folder stays with only the file in progress.
     assert_eq!(dates_of(&lake, "HOT"), [days_ago(2), today()]);
-    let left: Vec<_> = std::fs::read_dir(&busy).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(&busy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(report.partitions[0].kept_in_progress, 1);
 
@@ -151,5 +172,9 @@ fn the_binary_runs_once_and_names_a_bad_setting() {
     let out = run(&["--once", "--retention-days", "5"]);
     assert!(out.status.success());
     assert_eq!(dates_of(&lake, "transaction_log"), [today()]);
-    assert_eq!(recent_runs(&dir.path().join("log"), 5).len(), 2, "the failed run removed nothing and left no record");
+    assert_eq!(
+        recent_runs(&dir.path().join("log"), 5).len(),
+        2,
+        "the failed run removed nothing and left no record"
+    );
 }

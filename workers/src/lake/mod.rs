@@ -2,6 +2,7 @@
 
 pub mod encode;
 pub mod files;
+pub mod inventory;
 pub mod lock;
 pub mod recovery;
 pub mod schema;

@@ -191,6 +191,37 @@ fn commit<C: ConsumerContext>(
     }
 }
 
+/// Waits until every topic exists (stream SQL creates its output topics when
+/// it starts); a subscription to a missing topic would only notice it at the
+/// next metadata refresh, minutes later. `false` when stopped while waiting.
+fn wait_for_topics(
+    bootstrap: &str,
+    topics: &[String],
+    stop: &AtomicBool,
+) -> Result<bool, SinkError> {
+    let mut last_report: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let existing = match lakehouse::kafka::existing_topics(bootstrap) {
+            Ok(existing) => existing,
+            Err(lakehouse::kafka::KafkaError::Client(e)) => {
+                tracing::warn!("cannot list topics (retrying): {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(SinkError::Storage(e.to_string())),
+        };
+        let missing: Vec<&String> = topics.iter().filter(|t| !existing.contains(t)).collect();
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        if last_report.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            tracing::info!("waiting for topics {missing:?} to be created");
+            last_report = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(false)
+}
+
 /// Consumes the sink's topics until `stop` is set, then flushes everything
 /// and commits. Returns on the first storage error.
 pub fn run<S: Sink + 'static>(
@@ -200,6 +231,9 @@ pub fn run<S: Sink + 'static>(
     stats: Arc<RunnerStats>,
 ) -> Result<(), SinkError> {
     let topics = sink.topics();
+    if !wait_for_topics(&config.bootstrap, &topics, stop)? {
+        return Ok(());
+    }
     let sink = Arc::new(Mutex::new(sink));
     let context = SinkContext {
         sink: Arc::clone(&sink),

@@ -1,0 +1,69 @@
+//! What the lake holds, per topic: date partitions, files, rows, bytes,
+//! newest data and dead letters. Read from the folders and the Parquet
+//! footers only, for `lakectl status`, the console and the API.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use lakehouse::lake::{self, DATA_EXTENSION, DLQ_EXTENSION};
+use serde::Serialize;
+
+use super::files::read_footer;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicInventory {
+    pub topic: String,
+    pub partitions: usize,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub oldest_date: Option<NaiveDate>,
+    pub newest_date: Option<NaiveDate>,
+    /// Seconds since the newest file was written.
+    pub newest_file_age_secs: Option<u64>,
+    pub dead_letters: u64,
+}
+
+/// Every topic folder of the lake at `root`, by name.
+pub fn inventory(root: &Path) -> std::io::Result<Vec<TopicInventory>> {
+    let mut out = Vec::new();
+    for topic in lake::topic_names(root)? {
+        let dates = lake::date_partitions(&lake::topic_dir(root, &topic))?;
+        let mut item = TopicInventory {
+            topic: topic.clone(),
+            partitions: dates.len(),
+            files: 0,
+            rows: 0,
+            bytes: 0,
+            oldest_date: dates.first().map(|d| d.date),
+            newest_date: dates.last().map(|d| d.date),
+            newest_file_age_secs: None,
+            dead_letters: 0,
+        };
+        for date in &dates {
+            for file in lake::files_in(&date.path, DATA_EXTENSION)? {
+                item.files += 1;
+                item.bytes += file.bytes;
+                item.rows += read_footer(&file.path)
+                    .map_or(0, |f| f.file_metadata().num_rows().max(0) as u64);
+                let age = std::fs::metadata(&file.path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .map(|d| d.as_secs());
+                item.newest_file_age_secs = match (item.newest_file_age_secs, age) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        for date in lake::date_partitions(&lake::dlq_topic_dir(root, &topic))? {
+            for file in lake::files_in(&date.path, DLQ_EXTENSION)? {
+                item.dead_letters += std::fs::read(&file.path)
+                    .map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64);
+            }
+        }
+        out.push(item);
+    }
+    Ok(out)
+}
