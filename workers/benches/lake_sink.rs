@@ -1,0 +1,256 @@
+//! Lake sink benchmark; prints Markdown tables for BENCHMARKS.md.
+//!
+//!   cargo bench -p lakehouse-workers --bench lake_sink
+//!   BENCH_RECORDS=200000 cargo bench -p lakehouse-workers --bench lake_sink
+//!   BENCH_SOAK_SECS=600 cargo bench -p lakehouse-workers --bench lake_sink -- soak
+//!
+//! 1. the encode path alone, one core, no broker: transaction JSON in memory
+//!    → strict validation → Arrow → compressed Parquet on disk (files
+//!    synced and renamed), per codec;
+//! 2. broker → lake next to a bare consumer that reads the same topic and
+//!    discards it, in the same run, from a local Tansu (SQLite storage);
+//! 3. `soak`: the `lake-sink` binary under a steady producer for
+//!    BENCH_SOAK_SECS, its resident memory sampled every 10 s.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
+use lakehouse_producer::{produce, ProduceOptions, ProduceRun, TransactionGenerator};
+use lakehouse_testkit::{block_on, Broker, ScratchDir};
+use lakehouse_workers::lake::inventory::inventory;
+use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
+use lakehouse_workers::sink::runner::{self, RunnerConfig, RunnerStats};
+use lakehouse_workers::sink::{Assigned, Record, Sink, TopicPartition};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const RAW_ONLY_SQL: &str = "CREATE STREAM transactions_raw (
+    transaction_id VARCHAR, timestamp VARCHAR, user_id VARCHAR, user_name VARCHAR,
+    product_id VARCHAR, amount DOUBLE, currency VARCHAR, transaction_type VARCHAR,
+    status VARCHAR, location STRUCT<city VARCHAR, country VARCHAR>, payment_method VARCHAR,
+    product_category VARCHAR, quantity INT,
+    shipping_address STRUCT<street VARCHAR, zip VARCHAR, city VARCHAR, country VARCHAR>,
+    device_info STRUCT<os VARCHAR, browser VARCHAR, ip_address VARCHAR>,
+    customer_rating INT, discount_code VARCHAR, tax_amount DOUBLE, thread INT,
+    message_number BIGINT, timestamp_of_reception_log VARCHAR
+) WITH (KAFKA_TOPIC = 'transaction_log', VALUE_FORMAT = 'JSON');";
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn sink_args(codec: &str) -> LakeSinkArgs {
+    std::env::set_var("LAKEHOUSE_LAKE_COMPRESSION", codec);
+    // Rotation by size and count only: the idle timeout ends the last file quickly.
+    std::env::set_var("LAKEHOUSE_LAKE_IDLE_MS", "200");
+    std::env::set_var("LAKEHOUSE_LAKE_MAX_FILE_AGE_MS", "600000");
+    LakeSinkArgs::from_env()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "soak") {
+        soak(Duration::from_secs(env_u64("BENCH_SOAK_SECS", 600)));
+        return;
+    }
+    let records = env_u64("BENCH_RECORDS", 200_000);
+    println!("## encode path (one core, no broker)\n");
+    println!("| codec | records | seconds | records/s | MB/s of JSON in | bytes on disk | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let values = transactions(records as usize);
+    for codec in ["zstd", "snappy", "none"] {
+        encode_path(&values, codec);
+    }
+
+    println!("\n## broker → lake vs a bare consumer (same run, same topic)\n");
+    println!("| reader | records | seconds | records/s | vs bare consumer |");
+    println!("|---|---:|---:|---:|---:|");
+    broker_to_lake(records);
+    println!("\npeak RSS of the benchmark process: {} MiB", lakehouse_testkit::peak_rss_mib());
+}
+
+/// Transaction-sized JSON values (about 700 bytes each).
+fn transactions(count: usize) -> Vec<Vec<u8>> {
+    let mut generator = TransactionGenerator::new(1, 1, 30);
+    let now = Utc::now();
+    (0..count)
+        .map(|_| serde_json::to_vec(&generator.next_transaction(now)).unwrap())
+        .collect()
+}
+
+fn encode_path(values: &[Vec<u8>], codec: &str) {
+    let dir = ScratchDir::new("bench-encode");
+    let lake = dir.path().join("data_lake");
+    let plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
+    let config = sink_args(codec).config(&lake).unwrap();
+    let mut sink = LakeSink::new(config, landed_topics(&plan), Arc::new(LakeSinkStats::default()));
+    sink.open(&[Assigned {
+        partition: TopicPartition::new("transaction_log", 0),
+        committed: None,
+    }])
+    .unwrap();
+    let started = Instant::now();
+    for (offset, value) in values.iter().enumerate() {
+        let record = Record {
+            topic: "transaction_log",
+            partition: 0,
+            offset: offset as i64,
+            timestamp_ms: Some(1_790_000_000_000 + offset as i64),
+            key: None,
+            value: Some(value),
+            source: None,
+        };
+        sink.write(&record).unwrap();
+        if sink.is_full() {
+            sink.flush(Instant::now(), true).unwrap();
+        }
+    }
+    sink.flush(Instant::now(), true).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let json_bytes: usize = values.iter().map(Vec::len).sum();
+    let on_disk = dir_bytes(&lake.join("transaction_log"));
+    println!(
+        "| {codec} | {} | {seconds:.2} | {:.0} | {:.1} | {on_disk} | {:.1}x |",
+        values.len(),
+        values.len() as f64 / seconds,
+        json_bytes as f64 / seconds / 1e6,
+        json_bytes as f64 / on_disk as f64
+    );
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        total += if path.is_dir() {
+            dir_bytes(&path)
+        } else {
+            entry.metadata().map_or(0, |m| m.len())
+        };
+    }
+    total
+}
+
+fn broker_to_lake(records: u64) {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    block_on(ensure_topics(&bootstrap, &[TopicSpec::new("transaction_log", 3)])).unwrap();
+    let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
+    options.count = Some(records);
+    options.seed = 3;
+    let summary = produce(options).unwrap();
+    assert_eq!(summary.delivered, records);
+
+    let bare = bare_consumer(&bootstrap, records);
+    println!("| bare consumer (reads, discards) | {records} | {bare:.2} | {:.0} | 1.00 |", records as f64 / bare);
+
+    let dir = ScratchDir::new("bench-broker-lake");
+    let plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
+    let config = sink_args("zstd").config(&dir.path().join("data_lake")).unwrap();
+    let stats = Arc::new(LakeSinkStats::default());
+    let sink = LakeSink::new(config, landed_topics(&plan), Arc::clone(&stats));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let worker = {
+        let (stop, bootstrap) = (Arc::clone(&stop), bootstrap.clone());
+        std::thread::spawn(move || {
+            runner::run(sink, &RunnerConfig::new(bootstrap, "bench-lake-sink"), &stop, Arc::new(RunnerStats::default()))
+        })
+    };
+    while stats.landed_rows.load(Ordering::Relaxed) + stats.dead_lettered.load(Ordering::Relaxed) < records {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap().unwrap();
+    println!(
+        "| lake sink (zstd Parquet, durable) | {records} | {seconds:.2} | {:.0} | {:.2} |",
+        records as f64 / seconds,
+        bare / seconds
+    );
+}
+
+/// Seconds for a fresh group member to read `records` and drop them.
+fn bare_consumer(bootstrap: &str, records: u64) -> f64 {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "bench-bare-consumer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    consumer.subscribe(&["transaction_log"]).unwrap();
+    let mut read = 0;
+    while read < records {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            message.unwrap();
+            read += 1;
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// The sink binary under a steady producer; its RSS over time.
+fn soak(duration: Duration) {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    block_on(ensure_topics(&bootstrap, &[TopicSpec::new("transaction_log", 3)])).unwrap();
+    let dir = ScratchDir::new("bench-soak");
+    let sql = dir.path().join("raw.sql");
+    std::fs::write(&sql, RAW_ONLY_SQL).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lake-sink"))
+        .arg("--sql")
+        .arg(&sql)
+        .env("LAKEHOUSE_KAFKA_BOOTSTRAP", &bootstrap)
+        .env("LAKEHOUSE_DATA_LAKE_DIR", dir.path().join("data_lake"))
+        .env("LAKEHOUSE_LOG_DIR", dir.path().join("log"))
+        .spawn()
+        .unwrap();
+    let rate = env_u64("BENCH_SOAK_RATE", 5_000) as f64;
+    let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
+    options.rate = Some(rate);
+    options.duration = Some(duration);
+    options.bad_ratio = 0.01;
+    let producer = ProduceRun::start(options).unwrap();
+    println!("## lake-sink binary, {rate} records/s for {duration:?}\n");
+    println!("| minute | sink RSS MiB | records landed |");
+    println!("|---:|---:|---:|");
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while !producer.generation_finished() {
+        std::thread::sleep(Duration::from_secs(10));
+        let rss = rss_mib(child.id());
+        samples.push(rss);
+        if samples.len() % 6 == 0 {
+            let landed: u64 = inventory(&dir.path().join("data_lake")).map_or(0, |t| t.iter().map(|t| t.rows).sum());
+            println!("| {:.0} | {rss} | {landed} |", started.elapsed().as_secs_f64() / 60.0);
+        }
+    }
+    let summary = producer.finish();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    child.wait().unwrap();
+    let min = samples.iter().min().copied().unwrap_or(0);
+    let max = samples.iter().max().copied().unwrap_or(0);
+    println!(
+        "\ndelivered {} records; sink RSS over the run: min {min} MiB, max {max} MiB, last {} MiB",
+        summary.delivered,
+        samples.last().copied().unwrap_or(0)
+    );
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
