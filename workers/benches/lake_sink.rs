@@ -60,13 +60,21 @@ fn main() {
     }
     let records = env_u64("BENCH_RECORDS", 200_000);
     println!("## encode path (one core, no broker)\n");
-    println!("| codec | records | seconds | records/s | MB/s of JSON in | bytes on disk | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| topic | codec | records | seconds | records/s | MB/s of JSON in | bytes on disk | ratio |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let values = transactions(records as usize);
+    let raw_plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
     for codec in ["zstd", "snappy", "none"] {
-        encode_path(&values, codec);
+        encode_path(&raw_plan, "transaction_log", &values, codec);
+    }
+    let (full_plan, flat) = flattened(&values);
+    for codec in ["zstd", "snappy", "none"] {
+        encode_path(&full_plan, "TRANSACTIONS_FLAT", &flat, codec);
     }
 
+    if std::env::args().any(|a| a == "encode-only") {
+        return;
+    }
     println!("\n## broker → lake vs a bare consumer (same run, same topic)\n");
     println!("| reader | records | seconds | records/s | vs bare consumer |");
     println!("|---|---:|---:|---:|---:|");
@@ -83,27 +91,54 @@ fn transactions(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn encode_path(values: &[Vec<u8>], codec: &str) {
+/// TRANSACTIONS_FLAT as the stream SQL engine computes it from `values`
+/// with the product's statement file.
+fn flattened(values: &[Vec<u8>]) -> (lakehouse_streamsql::Plan, Vec<Vec<u8>>) {
+    let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
+    let plan = Arc::new(lakehouse_streamsql::load_file(Path::new(sql)).unwrap());
+    let flat = plan.relations.iter().position(|r| r.name == "TRANSACTIONS_FLAT").unwrap();
+    let mut engine = lakehouse_streamsql::Engine::new(Arc::clone(&plan));
+    let (mut out, mut dead) = (Vec::new(), Vec::new());
+    let mut rows = Vec::new();
+    for (offset, value) in values.iter().enumerate() {
+        let input = lakehouse_streamsql::InputRecord {
+            topic: "transaction_log",
+            partition: 0,
+            offset: offset as i64,
+            timestamp: 1_790_000_000_000,
+            key: None,
+            value: Some(value),
+        };
+        engine.process(&input, &mut out, &mut dead);
+        rows.extend(out.drain(..).filter(|o| o.relation == flat).filter_map(|o| o.value));
+    }
+    ((*plan).clone(), rows)
+}
+
+fn encode_path(plan: &lakehouse_streamsql::Plan, topic: &str, values: &[Vec<u8>], codec: &str) {
+    if std::env::var("BENCH_TOPIC").is_ok_and(|only| only != topic) {
+        return;
+    }
     let dir = ScratchDir::new("bench-encode");
     let lake = dir.path().join("data_lake");
-    let plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
     let config = sink_args(codec).config(&lake).unwrap();
-    let mut sink = LakeSink::new(config, landed_topics(&plan), Arc::new(LakeSinkStats::default()));
+    let mut sink = LakeSink::new(config, landed_topics(plan), Arc::new(LakeSinkStats::default()));
     sink.open(&[Assigned {
-        partition: TopicPartition::new("transaction_log", 0),
+        partition: TopicPartition::new(topic, 0),
         committed: None,
     }])
     .unwrap();
+    let sources: Vec<String> = (0..values.len()).map(|i| format!("transaction_log:0:{i}")).collect();
     let started = Instant::now();
     for (offset, value) in values.iter().enumerate() {
         let record = Record {
-            topic: "transaction_log",
+            topic,
             partition: 0,
             offset: offset as i64,
             timestamp_ms: Some(1_790_000_000_000 + offset as i64),
             key: None,
             value: Some(value),
-            source: None,
+            source: (topic != "transaction_log").then(|| sources[offset].as_str()),
         };
         sink.write(&record).unwrap();
         if sink.is_full() {
@@ -113,9 +148,9 @@ fn encode_path(values: &[Vec<u8>], codec: &str) {
     sink.flush(Instant::now(), true).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let json_bytes: usize = values.iter().map(Vec::len).sum();
-    let on_disk = dir_bytes(&lake.join("transaction_log"));
+    let on_disk = dir_bytes(&lake.join(topic));
     println!(
-        "| {codec} | {} | {seconds:.2} | {:.0} | {:.1} | {on_disk} | {:.1}x |",
+        "| {topic} | {codec} | {} | {seconds:.2} | {:.0} | {:.1} | {on_disk} | {:.1}x |",
         values.len(),
         values.len() as f64 / seconds,
         json_bytes as f64 / seconds / 1e6,

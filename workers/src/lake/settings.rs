@@ -8,6 +8,9 @@ use clap::{Parser, ValueEnum};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use parquet::schema::types::ColumnPath;
+
+use super::schema::COL_RAW_JSON;
 use super::sink::LakeSinkConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,6 +111,10 @@ impl LakeSinkArgs {
             .set_compression(compression)
             .set_statistics_enabled(statistics)
             .set_max_row_group_row_count(Some(self.row_group_rows))
+            // Every raw record is unique and long: a dictionary and min/max
+            // statistics would cost time and buy no pruning.
+            .set_column_dictionary_enabled(ColumnPath::from(COL_RAW_JSON), false)
+            .set_column_statistics_enabled(ColumnPath::from(COL_RAW_JSON), EnabledStatistics::None)
             .set_created_by(format!("lakehouse lake-sink {}", env!("CARGO_PKG_VERSION")))
             .build())
     }
