@@ -345,9 +345,174 @@ pub fn encode_key(
     Some(out)
 }
 
+/// The inverse of [`encode_key`], for records written by this engine or by
+/// ksqlDB: the key columns' values, and the window start (milliseconds) of a
+/// windowed key, which ends in 8 big-endian bytes.
+pub fn decode_key(
+    format: KeyFormat,
+    columns: &[Column],
+    bytes: &[u8],
+    windowed: bool,
+) -> Result<(Vec<Value>, Option<i64>), String> {
+    let (key, window_start) = if windowed {
+        let split = bytes.len().checked_sub(8).ok_or_else(|| {
+            format!(
+                "a windowed key needs 8 bytes of window start, got {}",
+                bytes.len()
+            )
+        })?;
+        let start = i64::from_be_bytes(bytes[split..].try_into().expect("8 bytes"));
+        (&bytes[..split], Some(start))
+    } else {
+        (bytes, None)
+    };
+    let values = match format {
+        KeyFormat::None => Vec::new(),
+        KeyFormat::Kafka => {
+            let column = columns.first().ok_or("a KAFKA key needs one key column")?;
+            let fixed = |n: usize| -> Result<[u8; 8], String> {
+                if key.len() != n {
+                    return Err(format!(
+                        "a {} key is {n} bytes, got {}",
+                        column.ty,
+                        key.len()
+                    ));
+                }
+                let mut buf = [0u8; 8];
+                buf[8 - n..].copy_from_slice(key);
+                Ok(buf)
+            };
+            vec![match &column.ty {
+                SqlType::String => Value::str(
+                    std::str::from_utf8(key).map_err(|e| format!("key is not UTF-8: {e}"))?,
+                ),
+                SqlType::Int => Value::Int(i64::from(i32::from_be_bytes(
+                    fixed(4)?[4..].try_into().expect("4 bytes"),
+                ))),
+                SqlType::Bigint => Value::Int(i64::from_be_bytes(fixed(8)?)),
+                SqlType::Double => Value::Double(f64::from_bits(u64::from_be_bytes(fixed(8)?))),
+                SqlType::Boolean => Value::Bool(fixed(1)?[7] != 0),
+                SqlType::Struct(_) => return Err("a KAFKA key cannot be a STRUCT".into()),
+            }]
+        }
+        KeyFormat::Json => {
+            let json: Json =
+                serde_json::from_slice(key).map_err(|e| format!("key is not JSON: {e}"))?;
+            match (&json, columns) {
+                (Json::Object(map), [_, _, ..]) => columns
+                    .iter()
+                    .map(|c| {
+                        let field = map
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
+                            .map(|(_, v)| v)
+                            .unwrap_or(&Json::Null);
+                        json_to_value(field, &c.ty)
+                            .ok_or_else(|| format!("key column {} is not {}", c.name, c.ty))
+                    })
+                    .collect::<Result<_, _>>()?,
+                (_, [column]) => vec![json_to_value(&json, &column.ty)
+                    .ok_or_else(|| format!("key is not {}", column.ty))?],
+                _ => return Err("a JSON key of several columns must be an object".into()),
+            }
+        }
+    };
+    if values.iter().any(Value::is_null) {
+        return Err("a key column is null".into());
+    }
+    Ok((values, window_start))
+}
+
+/// A JSON value as a value of `ty`; `None` when it is not one.
+pub fn json_to_value(json: &Json, ty: &SqlType) -> Option<Value> {
+    Some(match (json, ty) {
+        (Json::Null, _) => Value::Null,
+        (Json::Bool(b), SqlType::Boolean) => Value::Bool(*b),
+        (Json::Number(n), SqlType::Int) => Value::Int(i32::try_from(n.as_i64()?).ok()?.into()),
+        (Json::Number(n), SqlType::Bigint) => Value::Int(n.as_i64()?),
+        (Json::Number(n), SqlType::Double) => Value::Double(n.as_f64()?),
+        (Json::String(s), SqlType::String) => Value::str(s),
+        (Json::Object(map), SqlType::Struct(fields)) => Value::Struct(
+            fields
+                .iter()
+                .map(|(name, ty)| {
+                    let field = map
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v)
+                        .unwrap_or(&Json::Null);
+                    json_to_value(field, ty)
+                })
+                .collect::<Option<Vec<_>>>()?
+                .into(),
+        ),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_decode_to_what_was_encoded() {
+        let cases: Vec<(KeyFormat, Vec<Column>, Vec<Value>)> = vec![
+            (
+                KeyFormat::Kafka,
+                vec![col("K", SqlType::String)],
+                vec![Value::str("purchase")],
+            ),
+            (
+                KeyFormat::Kafka,
+                vec![col("K", SqlType::Int)],
+                vec![Value::Int(-7)],
+            ),
+            (
+                KeyFormat::Kafka,
+                vec![col("K", SqlType::Bigint)],
+                vec![Value::Int(1 << 40)],
+            ),
+            (
+                KeyFormat::Kafka,
+                vec![col("K", SqlType::Double)],
+                vec![Value::Double(2.5)],
+            ),
+            (
+                KeyFormat::Json,
+                vec![col("K", SqlType::String)],
+                vec![Value::str("a\"b")],
+            ),
+            (
+                KeyFormat::Json,
+                vec![col("A", SqlType::String), col("B", SqlType::Int)],
+                vec![Value::str("x"), Value::Int(3)],
+            ),
+        ];
+        for (format, columns, values) in cases {
+            for window in [None, Some(1_790_000_060_000)] {
+                let bytes = encode_key(format, &columns, &values, window).unwrap();
+                let decoded = decode_key(format, &columns, &bytes, window.is_some()).unwrap();
+                assert_eq!(decoded, (values.clone(), window), "{format:?} {columns:?}");
+            }
+        }
+        let string_key = [col("K", SqlType::String)];
+        assert!(decode_key(KeyFormat::Kafka, &string_key, b"abc", true)
+            .unwrap_err()
+            .contains("8 bytes"));
+        assert!(
+            decode_key(KeyFormat::Kafka, &[col("K", SqlType::Int)], b"abc", false)
+                .unwrap_err()
+                .contains("4 bytes")
+        );
+        assert!(
+            decode_key(KeyFormat::Json, &string_key, b"{not json", false)
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(decode_key(KeyFormat::Json, &string_key, b"null", false)
+            .unwrap_err()
+            .contains("null"));
+    }
 
     fn col(name: &str, ty: SqlType) -> Column {
         Column {

@@ -42,7 +42,10 @@ const RAW_ONLY_SQL: &str = "CREATE STREAM transactions_raw (
 ) WITH (KAFKA_TOPIC = 'transaction_log', VALUE_FORMAT = 'JSON');";
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn sink_args(codec: &str) -> LakeSinkArgs {
@@ -79,7 +82,10 @@ fn main() {
     println!("| reader | records | seconds | records/s | vs bare consumer |");
     println!("|---|---:|---:|---:|---:|");
     broker_to_lake(records);
-    println!("\npeak RSS of the benchmark process: {} MiB", lakehouse_testkit::peak_rss_mib());
+    println!(
+        "\npeak RSS of the benchmark process: {} MiB",
+        lakehouse_testkit::peak_rss_mib()
+    );
 }
 
 /// Transaction-sized JSON values (about 700 bytes each).
@@ -96,7 +102,11 @@ fn transactions(count: usize) -> Vec<Vec<u8>> {
 fn flattened(values: &[Vec<u8>]) -> (lakehouse_streamsql::Plan, Vec<Vec<u8>>) {
     let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
     let plan = Arc::new(lakehouse_streamsql::load_file(Path::new(sql)).unwrap());
-    let flat = plan.relations.iter().position(|r| r.name == "TRANSACTIONS_FLAT").unwrap();
+    let flat = plan
+        .relations
+        .iter()
+        .position(|r| r.name == "TRANSACTIONS_FLAT")
+        .unwrap();
     let mut engine = lakehouse_streamsql::Engine::new(Arc::clone(&plan));
     let (mut out, mut dead) = (Vec::new(), Vec::new());
     let mut rows = Vec::new();
@@ -110,7 +120,11 @@ fn flattened(values: &[Vec<u8>]) -> (lakehouse_streamsql::Plan, Vec<Vec<u8>>) {
             value: Some(value),
         };
         engine.process(&input, &mut out, &mut dead);
-        rows.extend(out.drain(..).filter(|o| o.relation == flat).filter_map(|o| o.value));
+        rows.extend(
+            out.drain(..)
+                .filter(|o| o.relation == flat)
+                .filter_map(|o| o.value),
+        );
     }
     ((*plan).clone(), rows)
 }
@@ -122,13 +136,19 @@ fn encode_path(plan: &lakehouse_streamsql::Plan, topic: &str, values: &[Vec<u8>]
     let dir = ScratchDir::new("bench-encode");
     let lake = dir.path().join("data_lake");
     let config = sink_args(codec).config(&lake).unwrap();
-    let mut sink = LakeSink::new(config, landed_topics(plan), Arc::new(LakeSinkStats::default()));
+    let mut sink = LakeSink::new(
+        config,
+        landed_topics(plan),
+        Arc::new(LakeSinkStats::default()),
+    );
     sink.open(&[Assigned {
         partition: TopicPartition::new(topic, 0),
         committed: None,
     }])
     .unwrap();
-    let sources: Vec<String> = (0..values.len()).map(|i| format!("transaction_log:0:{i}")).collect();
+    let sources: Vec<String> = (0..values.len())
+        .map(|i| format!("transaction_log:0:{i}"))
+        .collect();
     let started = Instant::now();
     for (offset, value) in values.iter().enumerate() {
         let record = Record {
@@ -174,7 +194,11 @@ fn dir_bytes(dir: &Path) -> u64 {
 fn broker_to_lake(records: u64) {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(&bootstrap, &[TopicSpec::new("transaction_log", 3)])).unwrap();
+    block_on(ensure_topics(
+        &bootstrap,
+        &[TopicSpec::new("transaction_log", 3)],
+    ))
+    .unwrap();
     let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
     options.count = Some(records);
     options.seed = 3;
@@ -182,11 +206,16 @@ fn broker_to_lake(records: u64) {
     assert_eq!(summary.delivered, records);
 
     let bare = bare_consumer(&bootstrap, records);
-    println!("| bare consumer (reads, discards) | {records} | {bare:.2} | {:.0} | 1.00 |", records as f64 / bare);
+    println!(
+        "| bare consumer (reads, discards) | {records} | {bare:.2} | {:.0} | 1.00 |",
+        records as f64 / bare
+    );
 
     let dir = ScratchDir::new("bench-broker-lake");
     let plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
-    let config = sink_args("zstd").config(&dir.path().join("data_lake")).unwrap();
+    let config = sink_args("zstd")
+        .config(&dir.path().join("data_lake"))
+        .unwrap();
     let stats = Arc::new(LakeSinkStats::default());
     let sink = LakeSink::new(config, landed_topics(&plan), Arc::clone(&stats));
     let stop = Arc::new(AtomicBool::new(false));
@@ -194,10 +223,17 @@ fn broker_to_lake(records: u64) {
     let worker = {
         let (stop, bootstrap) = (Arc::clone(&stop), bootstrap.clone());
         std::thread::spawn(move || {
-            runner::run(sink, &RunnerConfig::new(bootstrap, "bench-lake-sink"), &stop, Arc::new(RunnerStats::default()))
+            runner::run(
+                sink,
+                &RunnerConfig::new(bootstrap, "bench-lake-sink"),
+                &stop,
+                Arc::new(RunnerStats::default()),
+            )
         })
     };
-    while stats.landed_rows.load(Ordering::Relaxed) + stats.dead_lettered.load(Ordering::Relaxed) < records {
+    while stats.landed_rows.load(Ordering::Relaxed) + stats.dead_lettered.load(Ordering::Relaxed)
+        < records
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -234,7 +270,11 @@ fn bare_consumer(bootstrap: &str, records: u64) -> f64 {
 fn soak(duration: Duration) {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(&bootstrap, &[TopicSpec::new("transaction_log", 3)])).unwrap();
+    block_on(ensure_topics(
+        &bootstrap,
+        &[TopicSpec::new("transaction_log", 3)],
+    ))
+    .unwrap();
     let dir = ScratchDir::new("bench-soak");
     let sql = dir.path().join("raw.sql");
     std::fs::write(&sql, RAW_ONLY_SQL).unwrap();
@@ -262,12 +302,18 @@ fn soak(duration: Duration) {
         let rss = rss_mib(child.id());
         samples.push(rss);
         if samples.len() % 6 == 0 {
-            let landed: u64 = inventory(&dir.path().join("data_lake")).map_or(0, |t| t.iter().map(|t| t.rows).sum());
-            println!("| {:.0} | {rss} | {landed} |", started.elapsed().as_secs_f64() / 60.0);
+            let landed: u64 = inventory(&dir.path().join("data_lake"))
+                .map_or(0, |t| t.iter().map(|t| t.rows).sum());
+            println!(
+                "| {:.0} | {rss} | {landed} |",
+                started.elapsed().as_secs_f64() / 60.0
+            );
         }
     }
     let summary = producer.finish();
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     child.wait().unwrap();
     let min = samples.iter().min().copied().unwrap_or(0);
     let max = samples.iter().max().copied().unwrap_or(0);

@@ -136,7 +136,18 @@ impl Staged {
     ) -> Result<RecordBatch, ArrowError> {
         let mut columns: Vec<ArrayRef> = values.columns().to_vec();
         let n = kept.len();
-        if topic.is_source {
+        if topic.is_source && n == self.len() {
+            // Every value kept: the staged buffer is the column's data as it stands.
+            let offsets: Vec<i32> = std::iter::once(0)
+                .chain(self.spans.iter().map(|&(_, end)| end as i32))
+                .collect();
+            let raw = StringArray::try_new(
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                Buffer::from_slice_ref(&self.json),
+                None,
+            )?;
+            columns.push(Arc::new(raw));
+        } else if topic.is_source {
             let raw = kept
                 .iter()
                 .map(|&i| std::str::from_utf8(self.value(i)).ok());

@@ -1,0 +1,64 @@
+//! The table sink's command-line settings (every flag also an environment
+//! variable), shared by the `table-sink` binary and `lakectl up`.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::sink::TableSinkConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TableSinkArgs {
+    /// Consumer group; also names the offsets stored in PostgreSQL.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_TABLE_SINK_GROUP",
+        default_value = "lakehouse_table_sink"
+    )]
+    pub group_id: String,
+    /// Commit when a batch holds this many records.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_TABLE_SINK_BATCH_RECORDS",
+        default_value_t = 20_000
+    )]
+    pub batch_records: usize,
+    /// Commit when the oldest record of a batch waited this long.
+    #[arg(long, env = "LAKEHOUSE_TABLE_SINK_BATCH_MS", default_value_t = 200)]
+    pub batch_ms: u64,
+    /// Records staged while PostgreSQL is away before consumption pauses.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_TABLE_SINK_MAX_STAGED",
+        default_value_t = 200_000
+    )]
+    pub max_staged_records: usize,
+    /// Consumer group session timeout.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_TABLE_SINK_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub session_timeout_ms: u64,
+}
+
+#[derive(Parser)]
+struct DefaultsOnly {
+    #[command(flatten)]
+    args: TableSinkArgs,
+}
+
+impl TableSinkArgs {
+    /// The defaults, overridden by the environment variables only.
+    pub fn from_env() -> Self {
+        DefaultsOnly::parse_from(["table-sink"]).args
+    }
+
+    pub fn config(&self, postgres_url: &str) -> TableSinkConfig {
+        let mut config = TableSinkConfig::new(postgres_url, &self.group_id);
+        config.batch_records = self.batch_records.max(1);
+        config.max_batch_age = Duration::from_millis(self.batch_ms);
+        config.max_staged_records = self.max_staged_records.max(config.batch_records);
+        config
+    }
+}
