@@ -27,6 +27,7 @@ use lakehouse_streamsql::Plan;
 use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
 use lakehouse_workers::purge::{self, PurgeArgs};
 use lakehouse_workers::sink::{self, runner::RunnerConfig, runner::RunnerStats};
+use lakehouse_workers::warehouse::{warehouse_tables, TableSink, TableSinkArgs};
 use tokio::runtime::Runtime;
 
 use crate::state::{ManagedProcess, StackFile, StackLock};
@@ -194,6 +195,7 @@ impl Stack {
                     .map_err(|e| e.to_string())
             }));
         stack.workers.push(lake_sink_worker(settings, &plan)?);
+        stack.workers.push(table_sink_worker(settings, &plan)?);
         stack.workers.push(purge_worker(settings)?);
         stack.stack_file().write(&settings.state_dir)?;
         Ok(stack)
@@ -274,6 +276,7 @@ impl Stack {
             }),
             stream_sql: self.has_worker("stream-sql"),
             lake_sink: self.has_worker("lake-sink"),
+            table_sink: self.has_worker("table-sink"),
             postgres: self.postgres.as_ref().map(|p| ManagedProcess {
                 pid: p.pid(),
                 endpoint: redact_url(&p.url(&self.settings.postgres.database)),
@@ -377,6 +380,40 @@ fn lake_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
             topics.clone(),
             Arc::new(LakeSinkStats::default()),
         );
+        sink::runner::run(sink, &runner_config, stop, Arc::new(RunnerStats::default()))
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// The table sink over the plan's tables, into the warehouse database.
+fn table_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
+    let args = TableSinkArgs::from_env();
+    let url = settings
+        .warehouse_url()
+        .context("the warehouse has no URL yet")?;
+    let config = args.config(&url);
+    let tables = warehouse_tables(plan);
+    let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), args.group_id.clone());
+    runner_config.session_timeout = Duration::from_millis(args.session_timeout_ms);
+    runner_config.assignment = args.assignment;
+    // Schema problems (a changed type or key) stop `up` here, with the message.
+    let (probe, changes) = TableSink::connect(config.clone(), tables.clone(), Arc::default())?;
+    drop(probe);
+    for change in &changes {
+        tracing::info!("warehouse: {change}");
+    }
+    step(
+        "table-sink",
+        &format!(
+            "{} tables into {} (group {})",
+            tables.len(),
+            redact_url(&url),
+            args.group_id
+        ),
+    );
+    Ok(WorkerThread::start("table-sink", move |stop| {
+        let (sink, _) = TableSink::connect(config.clone(), tables.clone(), Arc::default())
+            .map_err(|e| e.to_string())?;
         sink::runner::run(sink, &runner_config, stop, Arc::new(RunnerStats::default()))
             .map_err(|e| e.to_string())
     }))

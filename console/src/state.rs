@@ -34,6 +34,9 @@ pub struct StackFile {
     /// Whether the lake sink runs inside the supervisor.
     #[serde(default)]
     pub lake_sink: bool,
+    /// Whether the table sink runs inside the supervisor.
+    #[serde(default)]
+    pub table_sink: bool,
 }
 
 impl StackFile {

@@ -70,6 +70,47 @@ pub struct StatusReport {
     pub topics: Vec<TopicStatus>,
     /// What the data lake holds, per topic folder.
     pub lake: Vec<TopicInventory>,
+    /// The warehouse tables the table sink keeps (those with `ingestion_time`).
+    pub warehouse: Vec<WarehouseTableStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WarehouseTableStatus {
+    pub table: String,
+    pub rows: i64,
+    /// The newest `ingestion_time` (RFC 3339, UTC): when the sink last wrote the table.
+    pub last_update: Option<String>,
+}
+
+async fn warehouse_summary(url: &str) -> Vec<WarehouseTableStatus> {
+    let Ok(mut conn) = connect_with_retry(url, PROBE_TIMEOUT).await else {
+        return Vec::new();
+    };
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND column_name = 'ingestion_time' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    let mut out = Vec::new();
+    for table in tables {
+        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT count(*), to_char(max(ingestion_time) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM {quoted}"
+        ))
+                .fetch_one(&mut conn)
+                .await
+                .ok();
+        if let Some((rows, last_update)) = row {
+            out.push(WarehouseTableStatus {
+                table,
+                rows,
+                last_update,
+            });
+        }
+    }
+    out
 }
 
 /// Probes every component; each probe gives up after a couple of seconds.
@@ -198,6 +239,47 @@ pub async fn collect(settings: &Settings) -> StatusReport {
             lag: lake_lag,
         },
     );
+    let table_sink_running = stack.as_ref().is_some_and(|s| s.table_sink);
+    let warehouse = match (&url, components["postgres"].state) {
+        (Some(url), ComponentState::Running) => warehouse_summary(url).await,
+        _ => Vec::new(),
+    };
+    let table_lag = if broker_up && !warehouse.is_empty() {
+        let bootstrap = bootstrap.clone();
+        let topics: Vec<String> = warehouse.iter().map(|t| t.table.to_uppercase()).collect();
+        tokio::task::spawn_blocking(move || {
+            topics
+                .iter()
+                .map(|topic| {
+                    kafka::consumer_lag(&bootstrap, TABLE_SINK_GROUP, topic, PROBE_TIMEOUT).ok()
+                })
+                .sum::<Option<i64>>()
+        })
+        .await
+        .ok()
+        .flatten()
+    } else {
+        None
+    };
+    components.insert(
+        "table_sink".to_string(),
+        ComponentStatus {
+            state: if table_sink_running {
+                ComponentState::Running
+            } else {
+                ComponentState::Stopped
+            },
+            managed: true,
+            pid: stack
+                .as_ref()
+                .filter(|s| s.table_sink)
+                .map(|s| s.supervisor_pid),
+            endpoint: format!("consumer group {TABLE_SINK_GROUP} → warehouse"),
+            log_file: None,
+            detail: (!table_sink_running).then(|| "runs inside `lakectl up`".to_string()),
+            lag: table_lag,
+        },
+    );
     let topics = required_topics(settings)
         .into_iter()
         .map(|spec| {
@@ -230,6 +312,7 @@ pub async fn collect(settings: &Settings) -> StatusReport {
         components,
         topics,
         lake,
+        warehouse,
     }
 }
 
@@ -258,6 +341,9 @@ fn component(
         lag: None,
     }
 }
+
+/// Consumer group of the table sink (its default; `LAKEHOUSE_TABLE_SINK_GROUP` changes it).
+const TABLE_SINK_GROUP: &str = "lakehouse_table_sink";
 
 /// Consumer group of the lake sink (its default; `LAKEHOUSE_LAKE_SINK_GROUP` changes it).
 const LAKE_SINK_GROUP: &str = "lakehouse_lake_sink";
@@ -300,6 +386,13 @@ pub fn render_text(report: &StatusReport) -> String {
             )),
             _ => out.push_str(&format!("  topic     {}: unavailable\n", t.name)),
         }
+    }
+    for t in &report.warehouse {
+        let when = t.last_update.as_deref().unwrap_or("never");
+        out.push_str(&format!(
+            "  warehouse {}: {} rows, last update {when}\n",
+            t.table, t.rows
+        ));
     }
     if report.lake.is_empty() {
         out.push_str("  lake      empty\n");

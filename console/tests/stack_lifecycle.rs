@@ -99,6 +99,14 @@ fn lake_rows(status: &Value, topic: &str) -> Option<u64> {
         .and_then(|t| t["rows"].as_u64())
 }
 
+fn warehouse_rows(status: &Value, table: &str) -> Option<i64> {
+    status["warehouse"]
+        .as_array()?
+        .iter()
+        .find(|t| t["table"] == table)
+        .and_then(|t| t["rows"].as_i64())
+}
+
 fn pid_of(status: &Value, component: &str) -> u32 {
     status["components"][component]["pid"]
         .as_u64()
@@ -172,6 +180,14 @@ fn up_produce_down_and_state_survives_a_restart() {
             && lake_rows(s, "TRANSACTIONS_FLAT") == Some(500)
     });
     assert_eq!(status["components"]["lake_sink"]["state"], "running");
+    // The table sink keeps the warehouse: one row per transaction in the latest-status table.
+    let status =
+        project.wait_for(|s| warehouse_rows(s, "latest_status_par_transaction") == Some(500));
+    assert_eq!(status["components"]["table_sink"]["state"], "running");
+    assert_eq!(
+        warehouse_rows(&status, "total_par_transaction_type").map(|n| n > 0),
+        Some(true)
+    );
     assert!(project
         .dir
         .path()

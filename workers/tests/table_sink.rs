@@ -307,15 +307,26 @@ fn tables_grow_with_the_file_and_unsafe_changes_are_refused() {
 
 const SQL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
 
-fn start_worker(binary: &str, args: &[&str], envs: &[(&str, String)]) -> Child {
-    Command::new(binary)
+/// A worker process, killed if the test panics so that nothing outlives it.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_worker(binary: &str, args: &[&str], envs: &[(&str, String)]) -> Worker {
+    let child = Command::new(binary)
         .args(args)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Worker(child)
 }
 
 /// The last value per key of a changelog topic, as JSON; tombstones remove the key.
@@ -359,7 +370,7 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
             dir.path().join("log").display().to_string(),
         ),
     ];
-    let mut engine = start_worker(env!("CARGO_BIN_EXE_stream-sql"), &["run", SQL], &envs);
+    let engine = start_worker(env!("CARGO_BIN_EXE_stream-sql"), &["run", SQL], &envs);
     let sink_args = [
         "--sql",
         SQL,
@@ -371,8 +382,10 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
     let table_sink = env!("CARGO_BIN_EXE_table-sink");
 
     let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
-    options.count = Some(4_000);
-    options.rate = Some(60.0);
+    // About a minute of input at a rate the local broker sustains with the
+    // engine's fan-out (BROKER.md), so that every kill lands mid-stream.
+    options.count = Some(2_500);
+    options.rate = Some(40.0);
     options.seed = 11;
     options.bad_ratio = 0.02;
     let producer = ProduceRun::start(options).unwrap();
@@ -380,11 +393,24 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
     let mut rng = rand::thread_rng();
     let mut sink = start_worker(table_sink, &sink_args, &envs);
     let mut kills = 0;
+    let committed = || -> i64 {
+        query_rows(
+            &url,
+            "SELECT coalesce(sum(next_offset), 0)::text FROM lakehouse_sink_offsets",
+        )
+        .first()
+        .map_or(0, |r| r[0].parse().unwrap())
+    };
+    let mut committed_at_kill = Vec::new();
     while !producer.generation_finished() || kills < 20 {
         std::thread::sleep(Duration::from_millis(rng.gen_range(1_000..4_000)));
-        sink.kill().unwrap();
-        sink.wait().unwrap();
+        sink.0.kill().unwrap();
+        sink.0.wait().unwrap();
         kills += 1;
+        if kills != 11 && kills != 16 {
+            // (PostgreSQL is restarting around kills 10 and 15.)
+            committed_at_kill.push(committed());
+        }
         if kills == 10 {
             // PostgreSQL goes down while the sink is away and comes back before it returns...
             postgres.restart();
@@ -396,7 +422,14 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
             postgres.restart();
         }
     }
-    assert_eq!(producer.finish().delivered, 4_000);
+    // The kills hit a working sink: stored offsets kept moving between them.
+    let progressed = committed_at_kill.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        progressed >= committed_at_kill.len() / 2,
+        "{committed_at_kill:?}"
+    );
+    let summary = producer.finish();
+    assert_eq!(summary.delivered, 2_500, "{:?}", summary.errors);
     wait_until_consumed(
         &bootstrap,
         "lakehouse_stream_sql",
@@ -430,13 +463,12 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    terminate(&sink);
+    terminate(&sink.0);
     assert!(
-        sink.wait().unwrap().success(),
+        sink.0.wait().unwrap().success(),
         "graceful stop after SIGTERM"
     );
-    engine.kill().unwrap();
-    engine.wait().unwrap();
+    drop(engine);
     assert!(kills >= 20);
 
     for table in &tables {
@@ -525,5 +557,5 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
             valid += 1;
         }
     }
-    assert!(valid > 3_800);
+    assert!(valid > 2_400);
 }

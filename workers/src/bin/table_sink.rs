@@ -62,6 +62,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), cli.sink.group_id);
     runner_config.session_timeout = Duration::from_millis(cli.sink.session_timeout_ms);
+    runner_config.assignment = cli.sink.assignment;
     tracing::info!(
         "keeping {} tables in {}",
         sink.tables().len(),

@@ -2,6 +2,7 @@
 //! order, periodic flushes, offsets committed after each durable flush, and
 //! partitions opened and closed through the sink on every rebalance.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,6 +23,11 @@ pub struct RunnerConfig {
     pub group_id: String,
     /// How often the sink is asked to flush what is due.
     pub flush_check: Duration,
+    /// Offsets are committed to the group at most this often (they are
+    /// advisory: lag monitoring and a head start; the sink's storage decides).
+    pub commit_interval: Duration,
+    /// How partitions are shared between instances.
+    pub assignment: Assignment,
     /// How long a silent member keeps its partitions; heartbeats go at a quarter of it.
     pub session_timeout: Duration,
     /// Extra librdkafka settings (e.g. a shorter session timeout in tests).
@@ -34,10 +40,22 @@ impl RunnerConfig {
             bootstrap: bootstrap.into(),
             group_id: group_id.into(),
             flush_check: Duration::from_millis(200),
+            commit_interval: Duration::from_secs(1),
+            assignment: Assignment::Group,
             session_timeout: Duration::from_secs(10),
             client_overrides: Vec::new(),
         }
     }
+}
+
+/// How a sink instance gets its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Assignment {
+    /// Join the consumer group and take the share it assigns; instances scale out.
+    Group,
+    /// Read every partition of the sink's topics, without group membership:
+    /// no rebalance pauses when an instance restarts. One instance per group.
+    AllPartitions,
 }
 
 /// Live counters, readable from another thread (status, console, benchmarks).
@@ -271,8 +289,25 @@ pub fn run<S: Sink + 'static>(
         client.set(k, v);
     }
     let consumer: BaseConsumer<SinkContext<S>> = client.create_with_context(context)?;
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topic_refs)?;
+    match config.assignment {
+        Assignment::Group => {
+            let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topic_refs)?;
+        }
+        Assignment::AllPartitions => {
+            let mut tpl = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+                for t in metadata.topics() {
+                    for p in t.partitions() {
+                        tpl.add_partition(t.name(), p.id());
+                    }
+                }
+            }
+            // The same path as a group assignment, without a group to join.
+            consumer.context().assign(&consumer, &mut tpl)?;
+        }
+    }
     tracing::info!(
         "consuming {} topics as group {}",
         topics.len(),
@@ -280,6 +315,9 @@ pub fn run<S: Sink + 'static>(
     );
 
     let mut last_flush_check = Instant::now();
+    let mut pending_commit: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut last_commit = Instant::now();
+    let mut paused = false;
     let result = loop {
         if let Some(e) = lock(&consumer.context().failure).take() {
             break Err(e);
@@ -298,12 +336,36 @@ pub fn run<S: Sink + 'static>(
                             .committed_positions
                             .fetch_add(positions.len() as u64, Ordering::Relaxed);
                     }
-                    commit(&consumer, &positions, CommitMode::Async);
+                    for p in positions {
+                        pending_commit.insert(p.partition, p.next_offset);
+                    }
+                    if !pending_commit.is_empty() && last_commit.elapsed() >= config.commit_interval
+                    {
+                        let positions: Vec<Position> = std::mem::take(&mut pending_commit)
+                            .into_iter()
+                            .map(|(partition, next_offset)| Position {
+                                partition,
+                                next_offset,
+                            })
+                            .collect();
+                        commit(&consumer, &positions, CommitMode::Async);
+                        last_commit = Instant::now();
+                    }
                 }
                 Err(e) => break Err(e),
             }
-            if full {
-                continue;
+            // Backpressure: while the sink cannot take more, fetching pauses but
+            // polling goes on, so that the group still sees this member alive.
+            let still_full = lock(&sink).is_full();
+            if still_full != paused {
+                if let Ok(assignment) = consumer.assignment() {
+                    let _ = if still_full {
+                        consumer.pause(&assignment)
+                    } else {
+                        consumer.resume(&assignment)
+                    };
+                }
+                paused = still_full;
             }
         }
         match consumer.poll(Duration::from_millis(100)) {
@@ -335,7 +397,16 @@ pub fn run<S: Sink + 'static>(
     };
     if result.is_ok() {
         // Graceful stop: everything staged becomes durable before leaving the group.
-        let positions = lock(&sink).flush(Instant::now(), true)?;
+        for p in lock(&sink).flush(Instant::now(), true)? {
+            pending_commit.insert(p.partition, p.next_offset);
+        }
+        let positions: Vec<Position> = pending_commit
+            .into_iter()
+            .map(|(partition, next_offset)| Position {
+                partition,
+                next_offset,
+            })
+            .collect();
         commit(&consumer, &positions, CommitMode::Sync);
     }
     drop(consumer);

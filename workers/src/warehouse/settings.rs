@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::sink::TableSinkConfig;
+use crate::sink::runner::Assignment;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TableSinkArgs {
@@ -33,6 +34,12 @@ pub struct TableSinkArgs {
         default_value_t = 200_000
     )]
     pub max_staged_records: usize,
+    /// `all-partitions`: one instance reads every partition, with no group
+    /// rebalances on restart (the default: the warehouse is written by one
+    /// writer, and a second instance would be fenced by the stored offsets);
+    /// `group`: instances share the partitions through the consumer group.
+    #[arg(long, env = "LAKEHOUSE_TABLE_SINK_ASSIGNMENT", value_enum, default_value_t = Assignment::AllPartitions)]
+    pub assignment: Assignment,
     /// Consumer group session timeout.
     #[arg(
         long,
