@@ -403,3 +403,35 @@ fn independent_readers_see_the_same_rows_and_types() {
             > 0
     );
 }
+
+#[test]
+fn a_broker_restart_mid_run_loses_nothing() {
+    let mut broker = start_broker();
+    let bootstrap = broker.bootstrap();
+    let dir = ScratchDir::new("lake-sink-broker-restart");
+    let sink = SinkProcess::new(&bootstrap, dir.path());
+    let mut child = sink.start();
+    let first = produce_transactions(&bootstrap, 1_000, 2_000.0, 0.02);
+    assert_eq!(first.finish().delivered, 1_000);
+    wait_for("the first half to land", Duration::from_secs(60), || {
+        landed_rows(&sink.lake, RAW).len() + dead_letters(&sink.lake, RAW).len() >= 1_000
+    });
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    let mut options = ProduceOptions::new(&bootstrap, RAW);
+    options.count = Some(1_000);
+    options.seed = 8;
+    options.bad_ratio = 0.02;
+    assert_eq!(
+        lakehouse_producer::produce(options).unwrap().delivered,
+        1_000
+    );
+    let input = read_topic(&bootstrap, RAW);
+    assert_eq!(input.len(), 2_000);
+    wait_for("the second half to land", Duration::from_secs(90), || {
+        landed_rows(&sink.lake, RAW).len() + dead_letters(&sink.lake, RAW).len() >= 2_000
+    });
+    assert!(child.stop());
+    assert_raw_topic_exactly_once(&input, &sink.lake);
+}

@@ -559,3 +559,84 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
     }
     assert!(valid > 2_400);
 }
+
+#[test]
+fn a_broker_restart_mid_run_loses_nothing() {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let mut ctx = TestContext::new("table-sink-broker-restart");
+    let url = ctx.database();
+    block_on(ensure_topics(&bootstrap, &[TopicSpec::new("COUNTS", 1)])).unwrap();
+    let sql = "CREATE STREAM src (kind VARCHAR) WITH (KAFKA_TOPIC='src', VALUE_FORMAT='JSON');
+               CREATE TABLE counts WITH (KAFKA_TOPIC='COUNTS') AS SELECT kind, COUNT(*) AS n FROM src GROUP BY kind;";
+    let plan = lakehouse_streamsql::load(sql).unwrap();
+    let (sink, _) = TableSink::connect(
+        TableSinkConfig::new(&url, "restart"),
+        warehouse_tables(&plan),
+        Arc::default(),
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (stop, config) = (Arc::clone(&stop), RunnerConfig::new(&bootstrap, "restart"));
+        std::thread::spawn(move || {
+            runner::run(sink, &config, &stop, Arc::new(RunnerStats::default()))
+        })
+    };
+    let updates = |from: usize, to: usize| -> Vec<(Option<Vec<u8>>, String)> {
+        (from..to)
+            .map(|i| {
+                (
+                    Some(format!("K{}", i % 50).into_bytes()),
+                    format!(r#"{{"N":{i}}}"#),
+                )
+            })
+            .collect()
+    };
+    let send_all = |records: Vec<(Option<Vec<u8>>, String)>| {
+        let records: Vec<(Option<Vec<u8>>, Option<&str>)> = records
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.as_str())))
+            .collect();
+        send(&bootstrap, "COUNTS", &records);
+    };
+    let stored = || {
+        query_rows(
+            &url,
+            "SELECT coalesce(max(next_offset), 0)::text FROM lakehouse_sink_offsets",
+        )[0][0]
+            .parse::<i64>()
+            .unwrap()
+    };
+    let wait_stored = |n: i64| {
+        let started = Instant::now();
+        while stored() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "stored {} of {n}",
+                stored()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    send_all(updates(0, 500));
+    wait_stored(500);
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    send_all(updates(500, 1_000));
+    wait_stored(1_000);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap().unwrap();
+    let rows = query_rows(&url, "SELECT kind, n::text FROM counts ORDER BY kind");
+    assert_eq!(rows.len(), 50);
+    for row in rows {
+        let k: usize = row[0][1..].parse().unwrap();
+        assert_eq!(
+            row[1],
+            (950 + k).to_string(),
+            "the last update of {}",
+            row[0]
+        );
+    }
+}
