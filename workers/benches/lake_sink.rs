@@ -70,6 +70,18 @@ fn main() {
     for codec in ["zstd", "snappy", "none"] {
         encode_path(&raw_plan, "transaction_log", &values, codec);
     }
+    if std::env::var("BENCH_TOPIC").is_err() {
+        let started = Instant::now();
+        let valid = values
+            .iter()
+            .filter(|v| lakehouse::transaction::Transaction::decode_strict(v).is_ok())
+            .count();
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "| transaction_log: strict validation alone (part of the rows above) | - | {valid} | {seconds:.2} | {:.0} | | | |",
+            valid as f64 / seconds
+        );
+    }
     let (full_plan, flat) = flattened(&values);
     for codec in ["zstd", "snappy", "none"] {
         encode_path(&full_plan, "TRANSACTIONS_FLAT", &flat, codec);
