@@ -164,121 +164,61 @@ pub async fn collect(settings: &Settings) -> StatusReport {
     );
 
     let broker_up = components["broker"].state == ComponentState::Running;
-    let engine_running = stack.as_ref().is_some_and(|s| s.stream_sql);
-    let lag = if broker_up {
-        let (bootstrap, topic) = (bootstrap.clone(), settings.topics.transaction_log.clone());
-        tokio::task::spawn_blocking(move || {
-            kafka::consumer_lag(&bootstrap, STREAM_SQL_GROUP, &topic, PROBE_TIMEOUT).ok()
-        })
-        .await
-        .ok()
-        .flatten()
-    } else {
-        None
+    let lag = match broker_up {
+        true => {
+            group_lag(
+                &bootstrap,
+                STREAM_SQL_GROUP,
+                vec![settings.topics.transaction_log.clone()],
+            )
+            .await
+        }
+        false => None,
     };
     components.insert(
         "stream_sql".to_string(),
-        ComponentStatus {
-            state: if engine_running {
-                ComponentState::Running
-            } else {
-                ComponentState::Stopped
-            },
-            managed: true,
-            pid: stack
-                .as_ref()
-                .filter(|s| s.stream_sql)
-                .map(|s| s.supervisor_pid),
-            endpoint: format!("consumer group {STREAM_SQL_GROUP}"),
-            log_file: None,
-            detail: (!engine_running).then(|| "runs inside `lakectl up`".to_string()),
+        worker_component(
+            stack.as_ref().filter(|s| s.stream_sql),
+            format!("consumer group {STREAM_SQL_GROUP}"),
             lag,
-        },
+        ),
     );
-    let sink_running = stack.as_ref().is_some_and(|s| s.lake_sink);
     let lake = inventory(&settings.data_lake_dir).unwrap_or_default();
-    let lake_lag = if broker_up {
-        let bootstrap = bootstrap.clone();
-        let mut lake_topics: Vec<String> = lake.iter().map(|t| t.topic.clone()).collect();
-        if !lake_topics.contains(&settings.topics.transaction_log) {
-            lake_topics.push(settings.topics.transaction_log.clone());
-        }
-        tokio::task::spawn_blocking(move || {
-            lake_topics
-                .iter()
-                .map(|topic| {
-                    kafka::consumer_lag(&bootstrap, LAKE_SINK_GROUP, topic, PROBE_TIMEOUT).ok()
-                })
-                .sum::<Option<i64>>()
-        })
-        .await
-        .ok()
-        .flatten()
-    } else {
-        None
+    let mut lake_topics: Vec<String> = lake.iter().map(|t| t.topic.clone()).collect();
+    if !lake_topics.contains(&settings.topics.transaction_log) {
+        lake_topics.push(settings.topics.transaction_log.clone());
+    }
+    let lake_lag = match broker_up {
+        true => group_lag(&bootstrap, LAKE_SINK_GROUP, lake_topics).await,
+        false => None,
     };
     components.insert(
         "lake_sink".to_string(),
-        ComponentStatus {
-            state: if sink_running {
-                ComponentState::Running
-            } else {
-                ComponentState::Stopped
-            },
-            managed: true,
-            pid: stack
-                .as_ref()
-                .filter(|s| s.lake_sink)
-                .map(|s| s.supervisor_pid),
-            endpoint: format!(
+        worker_component(
+            stack.as_ref().filter(|s| s.lake_sink),
+            format!(
                 "consumer group {LAKE_SINK_GROUP} → {}",
                 settings.data_lake_dir.display()
             ),
-            log_file: None,
-            detail: (!sink_running).then(|| "runs inside `lakectl up`".to_string()),
-            lag: lake_lag,
-        },
+            lake_lag,
+        ),
     );
-    let table_sink_running = stack.as_ref().is_some_and(|s| s.table_sink);
     let warehouse = match (&url, components["postgres"].state) {
         (Some(url), ComponentState::Running) => warehouse_summary(url).await,
         _ => Vec::new(),
     };
-    let table_lag = if broker_up && !warehouse.is_empty() {
-        let bootstrap = bootstrap.clone();
-        let topics: Vec<String> = warehouse.iter().map(|t| t.table.to_uppercase()).collect();
-        tokio::task::spawn_blocking(move || {
-            topics
-                .iter()
-                .map(|topic| {
-                    kafka::consumer_lag(&bootstrap, TABLE_SINK_GROUP, topic, PROBE_TIMEOUT).ok()
-                })
-                .sum::<Option<i64>>()
-        })
-        .await
-        .ok()
-        .flatten()
-    } else {
-        None
+    let table_topics: Vec<String> = warehouse.iter().map(|t| t.table.to_uppercase()).collect();
+    let table_lag = match broker_up && !table_topics.is_empty() {
+        true => group_lag(&bootstrap, TABLE_SINK_GROUP, table_topics).await,
+        false => None,
     };
     components.insert(
         "table_sink".to_string(),
-        ComponentStatus {
-            state: if table_sink_running {
-                ComponentState::Running
-            } else {
-                ComponentState::Stopped
-            },
-            managed: true,
-            pid: stack
-                .as_ref()
-                .filter(|s| s.table_sink)
-                .map(|s| s.supervisor_pid),
-            endpoint: format!("consumer group {TABLE_SINK_GROUP} → warehouse"),
-            log_file: None,
-            detail: (!table_sink_running).then(|| "runs inside `lakectl up`".to_string()),
-            lag: table_lag,
-        },
+        worker_component(
+            stack.as_ref().filter(|s| s.table_sink),
+            format!("consumer group {TABLE_SINK_GROUP} → warehouse"),
+            table_lag,
+        ),
     );
     let topics = required_topics(settings)
         .into_iter()
@@ -313,6 +253,43 @@ pub async fn collect(settings: &Settings) -> StatusReport {
         topics,
         lake,
         warehouse,
+    }
+}
+
+/// Records of `topics` the consumer group has not committed yet.
+async fn group_lag(bootstrap: &str, group: &'static str, topics: Vec<String>) -> Option<i64> {
+    let bootstrap = bootstrap.to_string();
+    tokio::task::spawn_blocking(move || {
+        topics
+            .iter()
+            .map(|topic| kafka::consumer_lag(&bootstrap, group, topic, PROBE_TIMEOUT).ok())
+            .sum::<Option<i64>>()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// A worker that runs on a thread of `lakectl up` (present when the stack file says so).
+fn worker_component(
+    running_in: Option<&StackFile>,
+    endpoint: String,
+    lag: Option<i64>,
+) -> ComponentStatus {
+    ComponentStatus {
+        state: if running_in.is_some() {
+            ComponentState::Running
+        } else {
+            ComponentState::Stopped
+        },
+        managed: true,
+        pid: running_in.map(|s| s.supervisor_pid),
+        endpoint,
+        log_file: None,
+        detail: running_in
+            .is_none()
+            .then(|| "runs inside `lakectl up`".to_string()),
+        lag,
     }
 }
 

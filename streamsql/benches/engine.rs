@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lakehouse::kafka::{ensure_topics, TopicSpec};
+use lakehouse::kafka::TopicSpec;
 use lakehouse_producer::{produce, ProduceOptions, TransactionGenerator};
 use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
 use lakehouse_streamsql::{load, Engine, InputRecord};
-use lakehouse_testkit::{block_on, Broker, ScratchDir};
+use lakehouse_testkit::{Broker, ScratchDir};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -118,13 +118,8 @@ fn in_memory_parallel(case: &str, n: usize) {
 }
 
 fn end_to_end(n: u64) {
-    let broker = Broker::start();
+    let broker = Broker::start_with_topics(&[TopicSpec::new("transaction_log", 3)]);
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(
-        &bootstrap,
-        &[TopicSpec::new("transaction_log", 3)],
-    ))
-    .unwrap();
     let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
     options.count = Some(n);
     options.seed = 5;

@@ -136,6 +136,14 @@ impl Broker {
         self.inner.bootstrap()
     }
 
+    /// A broker with `topics` created.
+    pub fn start_with_topics(topics: &[TopicSpec]) -> Self {
+        let broker = Self::start();
+        block_on(kafka::ensure_topics(&broker.bootstrap(), topics))
+            .unwrap_or_else(|e| panic!("{e}"));
+        broker
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         self.inner.kill();
@@ -335,11 +343,20 @@ pub fn wait_until_consumed(bootstrap: &str, group: &str, topic: &str, timeout: D
 
 /// Peak resident memory of this process (VmHWM), in MiB, for benchmark tables.
 pub fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_mib("self", "VmHWM:")
+}
+
+/// Current resident memory (VmRSS) of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> u64 {
+    proc_status_mib(&pid.to_string(), "VmRSS:")
+}
+
+fn proc_status_mib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
+use lakehouse::kafka::{client_config, TopicSpec};
 use lakehouse_producer::{produce, ProduceOptions, ProduceRun, TransactionGenerator};
-use lakehouse_testkit::{block_on, Broker, ScratchDir};
+use lakehouse_testkit::{Broker, ScratchDir};
 use lakehouse_workers::lake::inventory::inventory;
 use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
 use lakehouse_workers::sink::runner::{self, RunnerConfig, RunnerStats};
@@ -204,13 +204,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn broker_to_lake(records: u64) {
-    let broker = Broker::start();
+    let broker = Broker::start_with_topics(&[TopicSpec::new("transaction_log", 3)]);
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(
-        &bootstrap,
-        &[TopicSpec::new("transaction_log", 3)],
-    ))
-    .unwrap();
     let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
     options.count = Some(records);
     options.seed = 3;
@@ -280,13 +275,8 @@ fn bare_consumer(bootstrap: &str, records: u64) -> f64 {
 
 /// The sink binary under a steady producer; its RSS over time.
 fn soak(duration: Duration) {
-    let broker = Broker::start();
+    let broker = Broker::start_with_topics(&[TopicSpec::new("transaction_log", 3)]);
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(
-        &bootstrap,
-        &[TopicSpec::new("transaction_log", 3)],
-    ))
-    .unwrap();
     let dir = ScratchDir::new("bench-soak");
     let sql = dir.path().join("raw.sql");
     std::fs::write(&sql, RAW_ONLY_SQL).unwrap();
@@ -311,7 +301,7 @@ fn soak(duration: Duration) {
     let mut samples = Vec::new();
     while !producer.generation_finished() {
         std::thread::sleep(Duration::from_secs(10));
-        let rss = rss_mib(child.id());
+        let rss = lakehouse_testkit::rss_mib(child.id());
         samples.push(rss);
         if samples.len() % 6 == 0 {
             let landed: u64 = inventory(&dir.path().join("data_lake"))
@@ -334,16 +324,4 @@ fn soak(duration: Duration) {
         summary.delivered,
         samples.last().copied().unwrap_or(0)
     );
-}
-
-fn rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
 }

@@ -2,6 +2,7 @@
 //! (the Parquet lake sink, the PostgreSQL table sink), and the lake's
 //! purge worker.
 
+pub mod cli;
 pub mod lake;
 pub mod purge;
 pub mod sink;

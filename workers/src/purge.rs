@@ -248,17 +248,10 @@ pub struct PurgeArgs {
     pub dry_run: bool,
 }
 
-#[derive(clap::Parser)]
-struct PurgeDefaults {
-    #[command(flatten)]
-    args: PurgeArgs,
-}
-
 impl PurgeArgs {
     /// The defaults, overridden by the environment variables only.
     pub fn from_env() -> Self {
-        use clap::Parser;
-        PurgeDefaults::parse_from(["purge"]).args
+        crate::cli::args_from_env()
     }
 
     pub fn policy(&self) -> Result<RetentionPolicy, PurgeError> {

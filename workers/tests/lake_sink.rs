@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
+use lakehouse::kafka::{client_config, TopicSpec};
 use lakehouse::topics::MALFORMED_HEADER;
 use lakehouse_producer::{ProduceOptions, ProduceRun};
-use lakehouse_testkit::{block_on, read_topic, Broker, ScratchDir, TopicRecord};
+use lakehouse_testkit::{read_topic, Broker, ScratchDir, TopicRecord};
 use rand::Rng;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -24,13 +24,7 @@ const RAW: &str = "transaction_log";
 const DERIVED: &str = "HIGH_AMOUNT";
 
 fn start_broker() -> Broker {
-    let broker = Broker::start();
-    block_on(ensure_topics(
-        &broker.bootstrap(),
-        &[TopicSpec::new(RAW, 3), TopicSpec::new(DERIVED, 3)],
-    ))
-    .unwrap();
-    broker
+    Broker::start_with_topics(&[TopicSpec::new(RAW, 3), TopicSpec::new(DERIVED, 3)])
 }
 
 fn produce_transactions(bootstrap: &str, count: u64, rate: f64, bad_ratio: f64) -> ProduceRun {

@@ -1,7 +1,6 @@
 //! `lake-purge`: enforces the lake's retention, once or on a schedule.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -25,21 +24,14 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
     let settings = cli.config.resolve()?;
     let _logs = lakehouse::logging::init("purge", &settings.log_dir, None);
     let policy = cli.purge.policy()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
+    let stop = lakehouse_workers::cli::stop_on_signals()?;
     loop {
         let report = purge::run_and_record(
             &settings.data_lake_dir,

@@ -1,13 +1,12 @@
 //! `lake-sink`: lands every stream topic of the catalog in the Parquet data lake.
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use lakehouse::ConfigArgs;
+use lakehouse_workers::cli::SqlFileArg;
 use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
 use lakehouse_workers::sink::runner::{self, RunnerConfig, RunnerStats};
 
@@ -21,38 +20,26 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
-    /// The stream SQL file whose streams land in the lake.
-    #[arg(
-        long,
-        env = "LAKEHOUSE_SQL",
-        default_value = "producer/ksql_queries.sql"
-    )]
-    sql: PathBuf,
+    #[command(flatten)]
+    sql: SqlFileArg,
     #[command(flatten)]
     sink: LakeSinkArgs,
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
     let settings = cli.config.resolve()?;
     let _logs = lakehouse::logging::init("lake-sink", &settings.log_dir, None);
-    let plan = lakehouse_streamsql::load_file(&cli.sql)?;
+    let plan = cli.sql.load()?;
     let topics = landed_topics(&plan);
     let config = cli
         .sink
         .config(&settings.data_lake_dir)
         .map_err(anyhow::Error::msg)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
+    let stop = lakehouse_workers::cli::stop_on_signals()?;
     let bootstrap = settings.kafka_bootstrap();
     tracing::info!(
         "landing {} topics from {bootstrap} in {}",

@@ -1,7 +1,6 @@
 //! `stream-sql`: validates or runs a stream SQL statement file.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,11 +63,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -98,10 +93,7 @@ fn run(cli: Cli) -> Result<()> {
             config.checkpoint_interval = Duration::from_millis(checkpoint_ms);
             config.reset_state = reset_state;
             config.threads = threads;
-            let stop = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(signal, Arc::clone(&stop))?;
-            }
+            let stop = lakehouse_workers::cli::stop_on_signals()?;
             tracing::info!("running {} on {}", file.display(), config.bootstrap);
             let stats = RuntimeStats::default();
             let counters =

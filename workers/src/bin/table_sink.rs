@@ -1,13 +1,12 @@
 //! `table-sink`: keeps one PostgreSQL table per stream-SQL table, exactly once.
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use lakehouse::ConfigArgs;
+use lakehouse_workers::cli::SqlFileArg;
 use lakehouse_workers::sink::runner::{self, RunnerConfig, RunnerStats};
 use lakehouse_workers::warehouse::{warehouse_tables, TableSink, TableSinkArgs, TableSinkStats};
 
@@ -21,29 +20,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
-    /// The stream SQL file whose tables land in the warehouse.
-    #[arg(
-        long,
-        env = "LAKEHOUSE_SQL",
-        default_value = "producer/ksql_queries.sql"
-    )]
-    sql: PathBuf,
+    #[command(flatten)]
+    sql: SqlFileArg,
     #[command(flatten)]
     sink: TableSinkArgs,
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
 }
 
 fn run(cli: Cli) -> Result<()> {
     let settings = cli.config.resolve()?;
     let _logs = lakehouse::logging::init("table-sink", &settings.log_dir, None);
-    let plan = lakehouse_streamsql::load_file(&cli.sql)?;
+    let plan = cli.sql.load()?;
     let url = settings.warehouse_url().context(
         "no PostgreSQL: set --postgres-url / LAKEHOUSE_POSTGRES_URL, or run `lakectl up` first",
     )?;
@@ -56,10 +46,7 @@ fn run(cli: Cli) -> Result<()> {
     for change in changes {
         tracing::info!("{change}");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
+    let stop = lakehouse_workers::cli::stop_on_signals()?;
     let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), cli.sink.group_id);
     runner_config.session_timeout = Duration::from_millis(cli.sink.session_timeout_ms);
     runner_config.assignment = cli.sink.assignment;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
@@ -79,16 +79,10 @@ pub struct LakeSinkArgs {
     pub memory_mib: usize,
 }
 
-#[derive(Parser)]
-struct DefaultsOnly {
-    #[command(flatten)]
-    args: LakeSinkArgs,
-}
-
 impl LakeSinkArgs {
     /// The defaults, overridden by the environment variables only.
     pub fn from_env() -> Self {
-        DefaultsOnly::parse_from(["lake-sink"]).args
+        crate::cli::args_from_env()
     }
 
     pub fn writer_properties(&self) -> Result<WriterProperties, String> {

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-
 use super::sink::TableSinkConfig;
 use crate::sink::runner::Assignment;
 
@@ -49,16 +47,10 @@ pub struct TableSinkArgs {
     pub session_timeout_ms: u64,
 }
 
-#[derive(Parser)]
-struct DefaultsOnly {
-    #[command(flatten)]
-    args: TableSinkArgs,
-}
-
 impl TableSinkArgs {
     /// The defaults, overridden by the environment variables only.
     pub fn from_env() -> Self {
-        DefaultsOnly::parse_from(["table-sink"]).args
+        crate::cli::args_from_env()
     }
 
     pub fn config(&self, postgres_url: &str) -> TableSinkConfig {

@@ -1,0 +1,52 @@
+//! What every worker binary does at its edges: settings from the
+//! environment alone, a stop flag raised by SIGTERM or Ctrl-C, and an exit
+//! status with the error's whole chain.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Args, Command, FromArgMatches};
+
+/// The stream SQL file whose catalog a sink follows.
+#[derive(Debug, Clone, Args)]
+pub struct SqlFileArg {
+    /// The stream SQL file (its streams land in the lake, its tables in the warehouse).
+    #[arg(
+        long = "sql",
+        env = "LAKEHOUSE_SQL",
+        default_value = "producer/ksql_queries.sql"
+    )]
+    pub path: PathBuf,
+}
+
+impl SqlFileArg {
+    pub fn load(&self) -> Result<lakehouse_streamsql::Plan, lakehouse_streamsql::LoadError> {
+        lakehouse_streamsql::load_file(&self.path)
+    }
+}
+
+/// A flattened settings group with only its defaults and environment
+/// variables applied (for `lakectl up`, which runs workers on threads).
+pub fn args_from_env<A: Args + FromArgMatches>() -> A {
+    let matches = A::augment_args(Command::new("worker")).get_matches_from(["worker"]);
+    A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Set when the process receives SIGTERM or SIGINT: the worker finishes what
+/// it holds (checkpoint, files, batch) and returns.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+/// Prints the error chain and exits 1, or returns.
+pub fn exit_on_error(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
