@@ -59,7 +59,9 @@ impl LakeSinkConfig {
             max_file_age: Duration::from_secs(30),
             encode_batch_records: 8192,
             memory_budget_bytes: 512 << 20,
-            lock_timeout: Duration::from_secs(60),
+            // Below the runner's poll interval limit (30 s by default): the wait happens
+            // inside a rebalance callback.
+            lock_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -310,7 +310,8 @@ impl Sink for TableSink {
         // A batch mixes partitions: commit all of it (retrying while PostgreSQL
         // is away), then forget the partitions that leave.
         let mut positions = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Inside a rebalance callback: stay under the runner's poll interval limit.
+        let deadline = Instant::now() + Duration::from_secs(20);
         while !self.batch.is_empty() {
             positions.extend(self.flush(Instant::now(), true)?);
             if Instant::now() > deadline {
