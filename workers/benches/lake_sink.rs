@@ -2,6 +2,7 @@
 //!
 //!   cargo bench -p lakehouse-workers --bench lake_sink
 //!   BENCH_RECORDS=200000 cargo bench -p lakehouse-workers --bench lake_sink
+//!   cargo bench -p lakehouse-workers --bench lake_sink -- latency
 //!   BENCH_SOAK_SECS=600 cargo bench -p lakehouse-workers --bench lake_sink -- soak
 //!
 //! 1. the encode path alone, one core, no broker: transaction JSON in memory
@@ -9,7 +10,9 @@
 //!    synced and renamed), per codec;
 //! 2. broker → lake next to a bare consumer that reads the same topic and
 //!    discards it, in the same run, from a local Tansu (SQLite storage);
-//! 3. `soak`: the `lake-sink` binary under a steady producer for
+//! 3. `latency`: produced → readable in the lake (the data file renamed into
+//!    place), with the default rotation settings, on a quiet and a busy topic;
+//! 4. `soak`: the `lake-sink` binary under a steady producer for
 //!    BENCH_SOAK_SECS, its resident memory sampled every 10 s.
 
 use std::path::Path;
@@ -57,6 +60,10 @@ fn sink_args(codec: &str) -> LakeSinkArgs {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "latency") {
+        latency();
+        return;
+    }
     if std::env::args().any(|a| a == "soak") {
         soak(Duration::from_secs(env_u64("BENCH_SOAK_SECS", 600)));
         return;
@@ -324,4 +331,105 @@ fn soak(duration: Duration) {
         summary.delivered,
         samples.last().copied().unwrap_or(0)
     );
+}
+
+/// Produced → readable latencies with the default rotation: a quiet topic,
+/// then a busy one. A row's latency is its file's rename time (mtime) minus
+/// its Kafka timestamp.
+fn latency() {
+    let broker = Broker::start_with_topics(&[TopicSpec::new("transaction_log", 3)]);
+    let bootstrap = broker.bootstrap();
+    let dir = ScratchDir::new("bench-latency");
+    let lake = dir.path().join("data_lake");
+    let args = LakeSinkArgs::from_env();
+    let plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
+    let stats = Arc::new(LakeSinkStats::default());
+    let sink = LakeSink::new(
+        args.config(&lake).unwrap(),
+        landed_topics(&plan),
+        Arc::clone(&stats),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (stop, bootstrap) = (Arc::clone(&stop), bootstrap.clone());
+        std::thread::spawn(move || {
+            runner::run(
+                sink,
+                &RunnerConfig::new(bootstrap, "bench-latency"),
+                &stop,
+                Arc::new(RunnerStats::default()),
+            )
+        })
+    };
+    println!(
+        "## produced → readable in the lake (idle {} ms, max file age {} ms)\n",
+        args.idle_ms, args.max_file_age_ms
+    );
+    println!("| load | records | p50 ms | p95 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut seen = std::collections::HashSet::new();
+    for (label, count, rate) in [
+        ("quiet: 1 record every 1.5 s", 20, 1.0 / 1.5),
+        ("busy: 1,000 records/s", 30_000, 1_000.0),
+    ] {
+        let before = stats.landed_rows.load(Ordering::Relaxed);
+        let mut options = ProduceOptions::new(&bootstrap, "transaction_log");
+        options.count = Some(count);
+        options.rate = Some(rate);
+        assert_eq!(produce(options).unwrap().delivered, count);
+        while stats.landed_rows.load(Ordering::Relaxed) < before + count {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut latencies = file_latencies(&lake.join("transaction_log"), &mut seen);
+        latencies.sort_unstable();
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+        println!(
+            "| {label} | {} | {} | {} | {} |",
+            latencies.len(),
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap().unwrap();
+}
+
+/// Latency of every row of the files not in `seen`, in milliseconds.
+fn file_latencies(
+    dir: &Path,
+    seen: &mut std::collections::HashSet<std::path::PathBuf>,
+) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMillisecondType;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(file_latencies(&path, seen));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "parquet") || !seen.insert(path.clone()) {
+            continue;
+        }
+        let written = entry.metadata().unwrap().modified().unwrap();
+        let written_ms = written
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let timestamps = batch
+                .column_by_name("kafka_timestamp")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            out.extend(timestamps.iter().flatten().map(|ts| written_ms - ts));
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! Table sink benchmark; prints a Markdown table for BENCHMARKS.md.
 //!
 //!   cargo bench -p lakehouse-workers --bench table_sink
+//!   cargo bench -p lakehouse-workers --bench table_sink -- latency
 //!   BENCH_UPDATES=1000000 BENCH_KEYS=100000 cargo bench -p lakehouse-workers --bench table_sink
 //!
 //! A changelog of BENCH_UPDATES updates over BENCH_KEYS keys goes through
@@ -58,6 +59,10 @@ fn changelog(updates: usize, keys: usize) -> Vec<Update> {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "latency") {
+        latency();
+        return;
+    }
     let (updates, keys) = (
         env_usize("BENCH_UPDATES", 1_000_000),
         env_usize("BENCH_KEYS", 100_000),
@@ -168,4 +173,89 @@ fn copy(postgres: &Postgres, changes: &[Update]) -> f64 {
         tx.commit().await.unwrap();
         started.elapsed().as_secs_f64()
     })
+}
+
+/// Produced → committed in the warehouse, through a local broker, with the
+/// default batching: each update carries its send time, and its row's
+/// `ingestion_time` (the writing transaction's start) is compared with it.
+fn latency() {
+    use lakehouse::kafka::{client_config, TopicSpec};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::sync::atomic::AtomicBool;
+
+    let broker = lakehouse_testkit::Broker::start_with_topics(&[TopicSpec::new("LATEST", 3)]);
+    let bootstrap = broker.bootstrap();
+    let postgres = Postgres::start();
+    let url = fresh_database(&postgres, "bench_latency");
+    let sql = "CREATE STREAM src (k VARCHAR, sent BIGINT) WITH (KAFKA_TOPIC='src', VALUE_FORMAT='JSON');
+               CREATE TABLE latest WITH (KAFKA_TOPIC='LATEST') AS SELECT k, LATEST_BY_OFFSET(sent) AS sent FROM src GROUP BY k;";
+    let plan = lakehouse_streamsql::load(sql).unwrap();
+    let args = lakehouse_workers::warehouse::TableSinkArgs::from_env();
+    let (sink, _) =
+        TableSink::connect(args.config(&url), warehouse_tables(&plan), Arc::default()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (stop, bootstrap) = (Arc::clone(&stop), bootstrap.clone());
+        let mut config =
+            lakehouse_workers::sink::runner::RunnerConfig::new(bootstrap, "bench-latency");
+        config.assignment = args.assignment;
+        std::thread::spawn(move || {
+            lakehouse_workers::sink::runner::run(
+                sink,
+                &config,
+                &stop,
+                Arc::new(lakehouse_workers::sink::runner::RunnerStats::default()),
+            )
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let producer: BaseProducer = client_config(&bootstrap)
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    let (rate, seconds) = (1_000u64, 20u64);
+    let started = Instant::now();
+    for i in 0..rate * seconds {
+        let due = started + std::time::Duration::from_secs_f64(i as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let sent = chrono::Utc::now().timestamp_millis();
+        let key = format!("K{}", i % 10_000);
+        let value = format!(r#"{{"SENT":{sent}}}"#);
+        let record = BaseRecord::to("LATEST").key(&key).payload(&value);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(std::time::Duration::ZERO);
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.join().unwrap().unwrap();
+    let mut latencies: Vec<i64> = block_on(async {
+        let mut conn =
+            lakehouse::postgres::connect_with_retry(&url, std::time::Duration::from_secs(10))
+                .await
+                .unwrap();
+        sqlx::query_scalar(
+            "SELECT (extract(epoch FROM ingestion_time) * 1000)::bigint - sent FROM latest",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    });
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    println!(
+        "## produced → committed in the warehouse (batch {} records or {} ms)\n",
+        args.batch_records, args.batch_ms
+    );
+    println!("| load | rows (last update per key) | p50 ms | p95 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| {rate} updates/s over 10,000 keys for {seconds} s | {} | {} | {} | {} |",
+        latencies.len(),
+        at(0.5),
+        at(0.95),
+        at(1.0)
+    );
 }

@@ -61,10 +61,10 @@ pub struct LakeSinkArgs {
     #[arg(long, env = "LAKEHOUSE_LAKE_MAX_FILE_MIB", default_value_t = 128)]
     pub max_file_mib: u64,
     /// Rotate a partition's file after this many milliseconds without a record.
-    #[arg(long, env = "LAKEHOUSE_LAKE_IDLE_MS", default_value_t = 3_000)]
+    #[arg(long, env = "LAKEHOUSE_LAKE_IDLE_MS", default_value_t = 2_000)]
     pub idle_ms: u64,
     /// Rotate a file after it has been open this many milliseconds.
-    #[arg(long, env = "LAKEHOUSE_LAKE_MAX_FILE_AGE_MS", default_value_t = 30_000)]
+    #[arg(long, env = "LAKEHOUSE_LAKE_MAX_FILE_AGE_MS", default_value_t = 10_000)]
     pub max_file_age_ms: u64,
     /// Consumer group session timeout: how long a silent instance keeps its
     /// partitions before the group hands them to the others.

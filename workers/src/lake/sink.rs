@@ -55,8 +55,8 @@ impl LakeSinkConfig {
             writer_properties,
             max_file_records: 1_000_000,
             max_file_bytes: 128 << 20,
-            idle_timeout: Duration::from_secs(3),
-            max_file_age: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(2),
+            max_file_age: Duration::from_secs(10),
             encode_batch_records: 8192,
             memory_budget_bytes: 512 << 20,
             // Below the runner's poll interval limit (30 s by default): the wait happens

@@ -265,6 +265,9 @@ pub fn run<S: Sink + 'static>(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
+        // A quiet topic's fetch returns after this long: part of the
+        // produce-to-queryable latency (librdkafka's default is 500 ms).
+        .set("fetch.wait.max.ms", "100")
         .set(
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
