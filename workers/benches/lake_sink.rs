@@ -232,19 +232,8 @@ fn broker_to_lake(records: u64) {
         .unwrap();
     let stats = Arc::new(LakeSinkStats::default());
     let sink = LakeSink::new(config, landed_topics(&plan), Arc::clone(&stats));
-    let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let worker = {
-        let (stop, bootstrap) = (Arc::clone(&stop), bootstrap.clone());
-        std::thread::spawn(move || {
-            runner::run(
-                sink,
-                &RunnerConfig::new(bootstrap, "bench-lake-sink"),
-                &stop,
-                Arc::new(RunnerStats::default()),
-            )
-        })
-    };
+    let (stop, worker) = run_in_background(sink, &bootstrap, "bench-lake-sink");
     while stats.landed_rows.load(Ordering::Relaxed) + stats.dead_lettered.load(Ordering::Relaxed)
         < records
     {
@@ -349,18 +338,7 @@ fn latency() {
         landed_topics(&plan),
         Arc::clone(&stats),
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (stop, bootstrap) = (Arc::clone(&stop), bootstrap.clone());
-        std::thread::spawn(move || {
-            runner::run(
-                sink,
-                &RunnerConfig::new(bootstrap, "bench-latency"),
-                &stop,
-                Arc::new(RunnerStats::default()),
-            )
-        })
-    };
+    let (stop, worker) = run_in_background(sink, &bootstrap, "bench-latency");
     println!(
         "## produced → readable in the lake (idle {} ms, max file age {} ms)\n",
         args.idle_ms, args.max_file_age_ms
@@ -432,4 +410,22 @@ fn file_latencies(
         }
     }
     out
+}
+
+/// Runs `sink` on a thread until the returned flag is set.
+fn run_in_background(
+    sink: LakeSink,
+    bootstrap: &str,
+    group: &str,
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<Result<(), lakehouse_workers::sink::SinkError>>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let config = RunnerConfig::new(bootstrap, group);
+    let flag = Arc::clone(&stop);
+    let worker = std::thread::spawn(move || {
+        runner::run(sink, &config, &flag, Arc::new(RunnerStats::default()))
+    });
+    (stop, worker)
 }
