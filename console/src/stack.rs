@@ -396,9 +396,10 @@ fn table_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
     let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), args.group_id.clone());
     runner_config.session_timeout = Duration::from_millis(args.session_timeout_ms);
     runner_config.assignment = args.assignment;
-    // Schema problems (a changed type or key) stop `up` here, with the message.
-    let (probe, changes) = TableSink::connect(config.clone(), tables.clone(), Arc::default())?;
-    drop(probe);
+    // Schema problems (a changed type or key) stop `up` here, with the message;
+    // the sink connected here is the worker's first run.
+    let (sink, changes) = TableSink::connect(config.clone(), tables.clone(), Arc::default())?;
+    let first_run = std::sync::Mutex::new(Some(sink));
     for change in &changes {
         tracing::info!("warehouse: {change}");
     }
@@ -412,8 +413,16 @@ fn table_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
         ),
     );
     Ok(WorkerThread::start("table-sink", move |stop| {
-        let (sink, _) = TableSink::connect(config.clone(), tables.clone(), Arc::default())
-            .map_err(|e| e.to_string())?;
+        let connected = first_run.lock().ok().and_then(|mut s| s.take());
+        let sink = match connected {
+            Some(sink) => sink,
+            // A restart after a failure connects afresh.
+            None => {
+                TableSink::connect(config.clone(), tables.clone(), Arc::default())
+                    .map_err(|e| e.to_string())?
+                    .0
+            }
+        };
         sink::runner::run(sink, &runner_config, stop, Arc::new(RunnerStats::default()))
             .map_err(|e| e.to_string())
     }))

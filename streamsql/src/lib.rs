@@ -22,9 +22,7 @@ pub use engine::{DeadLetter, Engine, InputRecord, OutputRecord};
 pub use error::SqlError;
 pub use plan::{Plan, Relation};
 
-/// Header carried by every derived record: `<topic>:<partition>:<offset>` of
-/// the source record it came from, so that consumers can drop replays.
-pub const SOURCE_HEADER: &str = "x-lakehouse-source";
+pub use lakehouse::topics::SOURCE_HEADER;
 
 /// Parses and plans a statement file.
 pub fn load(src: &str) -> Result<Plan, SqlError> {

@@ -5,12 +5,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use lakehouse::kafka::{client_config, watermarks};
+use lakehouse::topics::SOURCE_HEADER;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::Message;
-
-/// Header carried by derived records (`topic:partition:offset` of their source).
-const SOURCE_HEADER: &str = "x-lakehouse-source";
 
 #[derive(Debug, Clone)]
 pub struct TopicRecord {

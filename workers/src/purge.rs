@@ -16,7 +16,7 @@ use chrono::{NaiveDate, Utc};
 use lakehouse::lake::{self, DATA_EXTENSION, DLQ_EXTENSION};
 use serde::{Deserialize, Serialize};
 
-use crate::lake::files::read_footer;
+use crate::lake::files::{data_rows, dead_letter_entries};
 
 /// Temporary files younger than this belong to a live writer.
 const IN_PROGRESS_AGE: Duration = Duration::from_secs(3600);
@@ -182,7 +182,7 @@ fn purge_partition(
         .map_err(io_error(format!("cannot list {}", dir.display())))?
     {
         partition.rows += if dead_letters {
-            count_lines(&file.path)
+            dead_letter_entries(&file.path)
         } else {
             data_rows(&file.path)
         };
@@ -211,14 +211,6 @@ fn purge_partition(
         let _ = std::fs::remove_dir(dir);
     }
     Ok(())
-}
-
-fn data_rows(path: &Path) -> u64 {
-    read_footer(path).map_or(0, |f| f.file_metadata().num_rows().max(0) as u64)
-}
-
-fn count_lines(path: &Path) -> u64 {
-    std::fs::File::open(path).map_or(0, |f| std::io::BufReader::new(f).lines().count() as u64)
 }
 
 fn remove_file(path: &Path) -> Result<(), PurgeError> {

@@ -6,7 +6,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use lakehouse::lake::{OffsetRange, DATA_EXTENSION, DLQ_EXTENSION, TEMP_PREFIX};
@@ -193,6 +192,18 @@ pub fn read_footer(path: &Path) -> Result<ParquetMetaData, SinkError> {
         })
 }
 
+/// Rows of a data file, from its footer (0 when it cannot be read, e.g. purged meanwhile).
+pub fn data_rows(path: &Path) -> u64 {
+    read_footer(path).map_or(0, |f| f.file_metadata().num_rows().max(0) as u64)
+}
+
+/// Entries of a dead-letter file (one JSON object per line).
+pub fn dead_letter_entries(path: &Path) -> u64 {
+    std::fs::read(path).map_or(0, |bytes| {
+        bytes.iter().filter(|b| **b == b'\n').count() as u64
+    })
+}
+
 /// The key-value metadata of a footer.
 pub fn footer_metadata(footer: &ParquetMetaData) -> Vec<(String, String)> {
     footer
@@ -205,6 +216,3 @@ pub fn footer_metadata(footer: &ParquetMetaData) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
-
-/// Shared writer settings, built once from the sink's configuration.
-pub type Properties = Arc<WriterProperties>;

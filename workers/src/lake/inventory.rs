@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use lakehouse::lake::{self, DATA_EXTENSION, DLQ_EXTENSION};
 use serde::Serialize;
 
-use super::files::read_footer;
+use super::files::{data_rows, dead_letter_entries};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TopicInventory {
@@ -44,8 +44,7 @@ pub fn inventory(root: &Path) -> std::io::Result<Vec<TopicInventory>> {
             for file in lake::files_in(&date.path, DATA_EXTENSION)? {
                 item.files += 1;
                 item.bytes += file.bytes;
-                item.rows += read_footer(&file.path)
-                    .map_or(0, |f| f.file_metadata().num_rows().max(0) as u64);
+                item.rows += data_rows(&file.path);
                 let age = std::fs::metadata(&file.path)
                     .and_then(|m| m.modified())
                     .ok()
@@ -59,8 +58,7 @@ pub fn inventory(root: &Path) -> std::io::Result<Vec<TopicInventory>> {
         }
         for date in lake::date_partitions(&lake::dlq_topic_dir(root, &topic))? {
             for file in lake::files_in(&date.path, DLQ_EXTENSION)? {
-                item.dead_letters += std::fs::read(&file.path)
-                    .map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64);
+                item.dead_letters += dead_letter_entries(&file.path);
             }
         }
         out.push(item);

@@ -8,10 +8,10 @@
 //! the offset range. The data file's rename is the commit point.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{NaiveDate, Utc};
@@ -297,10 +297,10 @@ impl Sink for LakeSink {
             return Ok(());
         };
         let now = Instant::now();
-        let ingestion_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let today = Utc::now().date_naive();
+        // One clock read per record gives both the lineage time and the date folder.
+        let ingested = Utc::now();
+        let ingestion_us = ingested.timestamp_micros();
+        let today = ingested.date_naive();
         if owned.chunk.as_ref().is_some_and(|c| c.date != today) {
             self.rotate(key)?;
         }
@@ -426,11 +426,6 @@ fn dead_letter_line(topic: &str, partition: i32, rejected: &Rejected) -> Vec<u8>
         "value_utf8": std::str::from_utf8(&rejected.value).ok(),
     });
     serde_json::to_vec(&line).expect("a JSON value serialises")
-}
-
-/// Where the lake of `root` keeps `topic`'s data for `date`.
-pub fn data_dir(root: &Path, topic: &str, date: NaiveDate) -> PathBuf {
-    lake::topic_dir(root, topic).join(lake::partition_dir_name(date))
 }
 
 #[cfg(test)]

@@ -130,7 +130,11 @@ impl<S: Sink> ConsumerContext for SinkContext<S> {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = partitions_of(tpl);
                 match lock(&self.sink).close(&partitions) {
-                    Ok(positions) => commit(consumer, &positions, CommitMode::Sync),
+                    Ok(positions) => {
+                        let mut pending = PendingCommits::new();
+                        record(&mut pending, positions);
+                        commit(consumer, &pending, CommitMode::Sync)
+                    }
                     Err(e) => self.fail(e),
                 }
                 self.stats.owned_partitions.store(0, Ordering::Relaxed);
@@ -187,20 +191,29 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
+/// The latest durable position per partition, not yet committed to the group.
+type PendingCommits = BTreeMap<TopicPartition, i64>;
+
+fn record(pending: &mut PendingCommits, positions: Vec<Position>) {
+    for p in positions {
+        pending.insert(p.partition, p.next_offset);
+    }
+}
+
 fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
-    positions: &[Position],
+    pending: &PendingCommits,
     mode: CommitMode,
 ) {
-    if positions.is_empty() {
+    if pending.is_empty() {
         return;
     }
     let mut tpl = TopicPartitionList::new();
-    for p in positions {
+    for (partition, next_offset) in pending {
         let _ = tpl.add_partition_offset(
-            &p.partition.topic,
-            p.partition.partition,
-            Offset::Offset(p.next_offset),
+            &partition.topic,
+            partition.partition,
+            Offset::Offset(*next_offset),
         );
     }
     // Advisory only: the sink's storage is the truth, so a failed commit costs a re-read, not data.
@@ -318,7 +331,7 @@ pub fn run<S: Sink + 'static>(
     );
 
     let mut last_flush_check = Instant::now();
-    let mut pending_commit: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut pending_commit = PendingCommits::new();
     let mut last_commit = Instant::now();
     let mut paused = false;
     let result = loop {
@@ -339,19 +352,14 @@ pub fn run<S: Sink + 'static>(
                             .committed_positions
                             .fetch_add(positions.len() as u64, Ordering::Relaxed);
                     }
-                    for p in positions {
-                        pending_commit.insert(p.partition, p.next_offset);
-                    }
+                    record(&mut pending_commit, positions);
                     if !pending_commit.is_empty() && last_commit.elapsed() >= config.commit_interval
                     {
-                        let positions: Vec<Position> = std::mem::take(&mut pending_commit)
-                            .into_iter()
-                            .map(|(partition, next_offset)| Position {
-                                partition,
-                                next_offset,
-                            })
-                            .collect();
-                        commit(&consumer, &positions, CommitMode::Async);
+                        commit(
+                            &consumer,
+                            &std::mem::take(&mut pending_commit),
+                            CommitMode::Async,
+                        );
                         last_commit = Instant::now();
                     }
                 }
@@ -400,17 +408,11 @@ pub fn run<S: Sink + 'static>(
     };
     if result.is_ok() {
         // Graceful stop: everything staged becomes durable before leaving the group.
-        for p in lock(&sink).flush(Instant::now(), true)? {
-            pending_commit.insert(p.partition, p.next_offset);
-        }
-        let positions: Vec<Position> = pending_commit
-            .into_iter()
-            .map(|(partition, next_offset)| Position {
-                partition,
-                next_offset,
-            })
-            .collect();
-        commit(&consumer, &positions, CommitMode::Sync);
+        record(
+            &mut pending_commit,
+            lock(&sink).flush(Instant::now(), true)?,
+        );
+        commit(&consumer, &pending_commit, CommitMode::Sync);
     }
     drop(consumer);
     result

@@ -19,12 +19,13 @@ use super::schema::{
 };
 use crate::sink::{Record, SinkError, TopicPartition};
 
-/// One table's row: its key and its values, in catalog order.
+/// One change of a table's row: its key, and its values in catalog order
+/// (`None`: a tombstone, the row is deleted).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub key: Vec<Value>,
     pub window_start: Option<i64>,
-    pub values: Vec<Value>,
+    pub values: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,11 +38,8 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
-/// Decodes a changelog record of `table`: `Ok(None)` is a tombstone.
-pub fn decode(
-    table: &WarehouseTable,
-    record: &Record<'_>,
-) -> Result<(Vec<u8>, Option<Row>), String> {
+/// Decodes a changelog record of `table`, with its raw key (for deduplication).
+pub fn decode(table: &WarehouseTable, record: &Record<'_>) -> Result<(Vec<u8>, Row), String> {
     let key_bytes = record.key.ok_or("a table record without a key")?;
     let (key, window_start) = decode_key(
         table.key_format,
@@ -50,7 +48,12 @@ pub fn decode(
         table.window_size_ms.is_some(),
     )?;
     let Some(value) = record.value else {
-        return Ok((key_bytes.to_vec(), None));
+        let tombstone = Row {
+            key,
+            window_start,
+            values: None,
+        };
+        return Ok((key_bytes.to_vec(), tombstone));
     };
     let Json::Object(object) =
         serde_json::from_slice::<Json>(value).map_err(|e| format!("value is not JSON: {e}"))?
@@ -74,21 +77,19 @@ pub fn decode(
                 .ok_or_else(|| format!("column {}: {field} is not {}", c.name, c.ty))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((
-        key_bytes.to_vec(),
-        Some(Row {
-            key,
-            window_start,
-            values,
-        }),
-    ))
+    let row = Row {
+        key,
+        window_start,
+        values: Some(values),
+    };
+    Ok((key_bytes.to_vec(), row))
 }
 
 /// Changes staged since the last commit.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Per table, the latest change of each key (`None`: delete).
-    changes: Vec<HashMap<Vec<u8>, Option<Row>>>,
+    /// Per table, the latest change of each key.
+    changes: Vec<HashMap<Vec<u8>, Row>>,
     pub dead_letters: Vec<DeadLetter>,
     /// Next offset per partition once the batch is committed.
     pub positions: BTreeMap<TopicPartition, i64>,
@@ -107,7 +108,7 @@ impl Batch {
         self.records == 0
     }
 
-    pub fn stage(&mut self, table: usize, key: Vec<u8>, row: Option<Row>) {
+    pub fn stage(&mut self, table: usize, key: Vec<u8>, row: Row) {
         self.changes[table].insert(key, row);
     }
 
@@ -125,9 +126,8 @@ impl Batch {
         tx: &mut Transaction<'_, Postgres>,
     ) -> Result<(), SinkError> {
         for (table, changes) in tables.iter().zip(&self.changes) {
-            let (upserts, deletes): (Vec<&Option<Row>>, Vec<&Option<Row>>) =
-                changes.values().partition(|r| r.is_some());
-            let upserts: Vec<&Row> = upserts.into_iter().flatten().collect();
+            let (upserts, deletes): (Vec<&Row>, Vec<&Row>) =
+                changes.values().partition(|r| r.values.is_some());
             if !upserts.is_empty() {
                 let sql = upsert_sql(table);
                 let query = bind_rows(sqlx::query(&sql), table, &upserts, true);
@@ -137,28 +137,8 @@ impl Batch {
                     .map_err(db_error(format!("upsert into {}", table.name)))?;
             }
             if !deletes.is_empty() {
-                // A tombstone's key is the map key; decode it again from the staged bytes.
-                let keys: Vec<Row> = changes
-                    .iter()
-                    .filter(|(_, r)| r.is_none())
-                    .filter_map(|(k, _)| {
-                        decode_key(
-                            table.key_format,
-                            &table.key_columns,
-                            k,
-                            table.window_size_ms.is_some(),
-                        )
-                        .ok()
-                        .map(|(key, window_start)| Row {
-                            key,
-                            window_start,
-                            values: Vec::new(),
-                        })
-                    })
-                    .collect();
-                let keys: Vec<&Row> = keys.iter().collect();
                 let sql = delete_sql(table);
-                let query = bind_rows(sqlx::query(&sql), table, &keys, false);
+                let query = bind_rows(sqlx::query(&sql), table, &deletes, false);
                 query
                     .execute(&mut **tx)
                     .await
@@ -303,7 +283,12 @@ fn bind_rows<'q>(
     }
     if with_values {
         for (i, c) in table.value_columns.iter().enumerate() {
-            query = bind_column(query, &c.ty, rows.iter().map(|r| &r.values[i]));
+            query = bind_column(
+                query,
+                &c.ty,
+                rows.iter()
+                    .map(|r| &r.values.as_ref().expect("upserts carry values")[i]),
+            );
         }
     }
     query
