@@ -1,6 +1,8 @@
 //! The transaction message carried by `transaction_log` (SYSTEM.md section 2)
 //! and the value domains of its fields.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 pub const CURRENCIES: [&str; 6] = ["USD", "EUR", "GBP", "CAD", "JPY", "AUD"];
@@ -195,14 +197,142 @@ impl Transaction {
     /// type and no unknown field, every value in its domain. The error is the
     /// reason a dead-letter entry carries.
     pub fn decode_strict(bytes: &[u8]) -> Result<Transaction, String> {
-        let transaction: Transaction =
+        Self::check_strict(bytes)?;
+        serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))
+    }
+
+    /// What `decode_strict` checks, without building the transaction: the
+    /// fields are borrowed from `bytes` where they hold no escapes.
+    pub fn check_strict(bytes: &[u8]) -> Result<(), String> {
+        let transaction: TransactionRef =
             serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
-        transaction.validate().map_err(|e| e.to_string())?;
-        Ok(transaction)
+        transaction.validate().map_err(|e| e.to_string())
     }
 
     /// Checks every field against SYSTEM.md section 2.
     pub fn validate(&self) -> Result<(), DomainViolation> {
+        TransactionRef::from(self).validate()
+    }
+}
+
+/// A transaction whose text fields borrow from where they were read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransactionRef<'a> {
+    #[serde(borrow)]
+    transaction_id: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    user_name: Cow<'a, str>,
+    #[serde(borrow)]
+    product_id: Cow<'a, str>,
+    amount: f64,
+    #[serde(borrow)]
+    currency: Cow<'a, str>,
+    #[serde(borrow)]
+    transaction_type: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    location: LocationRef<'a>,
+    #[serde(borrow)]
+    payment_method: Cow<'a, str>,
+    #[serde(borrow)]
+    product_category: Cow<'a, str>,
+    quantity: i32,
+    #[serde(borrow)]
+    shipping_address: ShippingAddressRef<'a>,
+    #[serde(borrow)]
+    device_info: DeviceInfoRef<'a>,
+    customer_rating: Option<i32>,
+    #[serde(borrow)]
+    discount_code: Option<Cow<'a, str>>,
+    tax_amount: f64,
+    thread: i32,
+    message_number: i64,
+    #[serde(borrow)]
+    timestamp_of_reception_log: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationRef<'a> {
+    #[serde(borrow)]
+    city: Cow<'a, str>,
+    #[serde(borrow)]
+    country: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShippingAddressRef<'a> {
+    #[serde(borrow)]
+    street: Cow<'a, str>,
+    #[serde(borrow)]
+    zip: Cow<'a, str>,
+    #[serde(borrow)]
+    city: Cow<'a, str>,
+    #[serde(borrow)]
+    country: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceInfoRef<'a> {
+    #[serde(borrow)]
+    os: Cow<'a, str>,
+    #[serde(borrow)]
+    browser: Cow<'a, str>,
+    #[serde(borrow)]
+    ip_address: Cow<'a, str>,
+}
+
+impl<'a> From<&'a Transaction> for TransactionRef<'a> {
+    fn from(t: &'a Transaction) -> Self {
+        let text = |s: &'a String| Cow::Borrowed(s.as_str());
+        TransactionRef {
+            transaction_id: text(&t.transaction_id),
+            timestamp: text(&t.timestamp),
+            user_id: text(&t.user_id),
+            user_name: text(&t.user_name),
+            product_id: text(&t.product_id),
+            amount: t.amount,
+            currency: text(&t.currency),
+            transaction_type: text(&t.transaction_type),
+            status: text(&t.status),
+            location: LocationRef {
+                city: text(&t.location.city),
+                country: text(&t.location.country),
+            },
+            payment_method: text(&t.payment_method),
+            product_category: text(&t.product_category),
+            quantity: t.quantity,
+            shipping_address: ShippingAddressRef {
+                street: text(&t.shipping_address.street),
+                zip: text(&t.shipping_address.zip),
+                city: text(&t.shipping_address.city),
+                country: text(&t.shipping_address.country),
+            },
+            device_info: DeviceInfoRef {
+                os: text(&t.device_info.os),
+                browser: text(&t.device_info.browser),
+                ip_address: text(&t.device_info.ip_address),
+            },
+            customer_rating: t.customer_rating,
+            discount_code: t.discount_code.as_ref().map(text),
+            tax_amount: t.tax_amount,
+            thread: t.thread,
+            message_number: t.message_number,
+            timestamp_of_reception_log: text(&t.timestamp_of_reception_log),
+        }
+    }
+}
+
+impl TransactionRef<'_> {
+    fn validate(&self) -> Result<(), DomainViolation> {
         let fail = |field: &'static str, reason: String| Err(DomainViolation { field, reason });
         let in_list = |v: &str, list: &[&str]| list.contains(&v);
 
@@ -243,51 +373,51 @@ impl Transaction {
             return fail("amount", format!("{} is not 10.00..1000.00", self.amount));
         }
         if !in_list(&self.currency, &CURRENCIES) {
-            return fail("currency", self.currency.clone());
+            return fail("currency", self.currency.to_string());
         }
         if !in_list(&self.transaction_type, &TRANSACTION_TYPES) {
-            return fail("transaction_type", self.transaction_type.clone());
+            return fail("transaction_type", self.transaction_type.to_string());
         }
         if !in_list(&self.status, &STATUSES) {
-            return fail("status", self.status.clone());
+            return fail("status", self.status.to_string());
         }
         let Some((_, cities)) = LOCATIONS.iter().find(|(c, _)| *c == self.location.country) else {
-            return fail("location.country", self.location.country.clone());
+            return fail("location.country", self.location.country.to_string());
         };
-        if !cities.contains(&self.location.city.as_str()) {
-            return fail("location.city", self.location.city.clone());
+        if !cities.contains(&self.location.city.as_ref()) {
+            return fail("location.city", self.location.city.to_string());
         }
         if !in_list(&self.payment_method, &PAYMENT_METHODS) {
-            return fail("payment_method", self.payment_method.clone());
+            return fail("payment_method", self.payment_method.to_string());
         }
         if !in_list(&self.product_category, &PRODUCT_CATEGORIES) {
-            return fail("product_category", self.product_category.clone());
+            return fail("product_category", self.product_category.to_string());
         }
         if !QUANTITY_RANGE.contains(&self.quantity) {
             return fail("quantity", self.quantity.to_string());
         }
         let addr = &self.shipping_address;
         if addr.zip.len() != 5 || !addr.zip.bytes().all(|b| b.is_ascii_digit()) {
-            return fail("shipping_address.zip", addr.zip.clone());
+            return fail("shipping_address.zip", addr.zip.to_string());
         }
         let Some((_, cities)) = LOCATIONS.iter().find(|(c, _)| *c == addr.country) else {
-            return fail("shipping_address.country", addr.country.clone());
+            return fail("shipping_address.country", addr.country.to_string());
         };
-        if !cities.contains(&addr.city.as_str()) {
-            return fail("shipping_address.city", addr.city.clone());
+        if !cities.contains(&addr.city.as_ref()) {
+            return fail("shipping_address.city", addr.city.to_string());
         }
         if addr.street.is_empty() {
             return fail("shipping_address.street", "empty".into());
         }
         let dev = &self.device_info;
         if !in_list(&dev.os, &OPERATING_SYSTEMS) {
-            return fail("device_info.os", dev.os.clone());
+            return fail("device_info.os", dev.os.to_string());
         }
         if !in_list(&dev.browser, &BROWSERS) {
-            return fail("device_info.browser", dev.browser.clone());
+            return fail("device_info.browser", dev.browser.to_string());
         }
         if dev.ip_address.parse::<std::net::Ipv4Addr>().is_err() {
-            return fail("device_info.ip_address", dev.ip_address.clone());
+            return fail("device_info.ip_address", dev.ip_address.to_string());
         }
         if let Some(r) = self.customer_rating {
             if !RATING_RANGE.contains(&r) {
@@ -299,7 +429,7 @@ impl Transaction {
                 && code.starts_with("DISCOUNT-")
                 && code[9..].bytes().all(|b| b.is_ascii_digit()))
             {
-                return fail("discount_code", code.clone());
+                return fail("discount_code", code.to_string());
             }
         }
         let tax_ok = if self.status == "completed" {
@@ -323,19 +453,28 @@ impl Transaction {
         if self.message_number < 1 {
             return fail("message_number", self.message_number.to_string());
         }
-        if chrono::NaiveDateTime::parse_from_str(
-            &self.timestamp_of_reception_log,
-            RECEPTION_TIME_FORMAT,
-        )
-        .is_err()
-        {
+        if !is_reception_time(&self.timestamp_of_reception_log) {
             return fail(
                 "timestamp_of_reception_log",
-                self.timestamp_of_reception_log.clone(),
+                self.timestamp_of_reception_log.to_string(),
             );
         }
         Ok(())
     }
+}
+
+/// Parses like `NaiveDateTime::parse_from_str(value, RECEPTION_TIME_FORMAT)`,
+/// with the format read once instead of on every call.
+fn is_reception_time(value: &str) -> bool {
+    use chrono::format::{parse, Item, Parsed, StrftimeItems};
+    static ITEMS: std::sync::LazyLock<Vec<Item<'static>>> = std::sync::LazyLock::new(|| {
+        StrftimeItems::new(RECEPTION_TIME_FORMAT)
+            .parse()
+            .expect("a valid format")
+    });
+    let mut parsed = Parsed::new();
+    parse(&mut parsed, value, ITEMS.iter()).is_ok()
+        && parsed.to_naive_datetime_with_offset(0).is_ok()
 }
 
 fn is_prefixed_hex(value: &str, prefix: &str, digits: usize) -> bool {
@@ -401,6 +540,45 @@ mod tests {
     #[test]
     fn sample_is_valid() {
         sample().validate().unwrap();
+    }
+
+    #[test]
+    fn strict_checks_read_escaped_text_and_refuse_what_decoding_refuses() {
+        let json = serde_json::to_string(&sample()).unwrap();
+        assert_eq!(
+            Transaction::decode_strict(json.as_bytes()).unwrap(),
+            sample()
+        );
+        let escaped = json.replace("\"Mary\"", "\"M\\u0061ry\"");
+        assert_ne!(escaped, json);
+        Transaction::check_strict(escaped.as_bytes()).unwrap();
+        let refusals = [
+            (
+                json.replace("24/11/2026 07:47:40", "31/02/2026 07:47:40"),
+                "timestamp_of_reception_log",
+            ),
+            (
+                json.replace("24/11/2026 07:47:40", "2026-11-24 07:47:40"),
+                "timestamp_of_reception_log",
+            ),
+            (
+                json.replace("\"thread\":1", "\"thread\":1,\"extra\":2"),
+                "unknown field `extra`",
+            ),
+            (json.replace("\"Mary\"", "\"M\\u0061rie\""), "user_name"),
+            (
+                json.replace("\"quantity\":3,", ""),
+                "missing field `quantity`",
+            ),
+        ];
+        for (bad, reason) in refusals {
+            let error = Transaction::check_strict(bad.as_bytes()).unwrap_err();
+            assert!(error.contains(reason), "{bad}: {error}");
+            assert_eq!(
+                Transaction::decode_strict(bad.as_bytes()).unwrap_err(),
+                error
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! JSON values staged per partition, and their encoding into an Arrow
-//! record batch with the lineage columns. A batch is decoded in one pass;
-//! only when that fails is it decoded record by record to single out the
-//! records that do not fit the schema.
+//! Records of one partition staged for the open file: their values decoded
+//! into Arrow columns as they arrive, their lineage beside them, and on a
+//! source topic their JSON as received. A value that does not fit the schema
+//! is refused on arrival with the reason, so a batch always encodes whole.
 
 use std::sync::Arc;
 
@@ -10,24 +10,27 @@ use arrow_array::{
     TimestampMillisecondArray,
 };
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use arrow_json::ReaderBuilder;
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_schema::ArrowError;
 
+use super::json_columns::JsonColumns;
 use super::schema::LandedTopic;
 
 /// Records of one partition waiting to be encoded.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Staged {
-    /// The JSON values, back to back (the decoder needs no separator).
-    json: Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    values: JsonColumns,
+    /// Source topics only: the values as received, back to back, and where each ends.
+    raw_json: Vec<u8>,
+    raw_ends: Vec<i32>,
     offsets: Vec<i64>,
     timestamps: Vec<Option<i64>>,
     ingestion_us: Vec<i64>,
     sources: Vec<Option<Box<str>>>,
+    /// Bytes of JSON staged since the last encode: a measure of the memory held.
+    json_bytes: usize,
 }
 
-/// A staged record that did not fit the schema.
+/// A record that did not fit the schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
     pub offset: i64,
@@ -37,21 +40,48 @@ pub struct Rejected {
 }
 
 impl Staged {
+    pub fn new(topic: &LandedTopic) -> Result<Self, ArrowError> {
+        Ok(Self {
+            values: JsonColumns::new(&topic.value_schema)?,
+            raw_json: Vec::new(),
+            raw_ends: Vec::new(),
+            offsets: Vec::new(),
+            timestamps: Vec::new(),
+            ingestion_us: Vec::new(),
+            sources: Vec::new(),
+            json_bytes: 0,
+        })
+    }
+
+    /// Stages a record, or refuses it when its value does not fit the schema.
     pub fn push(
         &mut self,
+        topic: &LandedTopic,
         value: &[u8],
         offset: i64,
         timestamp_ms: Option<i64>,
         ingestion_us: i64,
         source: Option<&str>,
-    ) {
-        let start = self.json.len();
-        self.json.extend_from_slice(value);
-        self.spans.push((start, self.json.len()));
+    ) -> Result<(), Rejected> {
+        if let Err(e) = self.values.push(value) {
+            return Err(Rejected {
+                offset,
+                timestamp_ms,
+                value: value.to_vec(),
+                reason: format!("does not match the stream's schema: {e}"),
+            });
+        }
+        if topic.is_source {
+            self.raw_json.extend_from_slice(value);
+            self.raw_ends.push(self.raw_json.len() as i32);
+        } else {
+            self.sources.push(source.map(Into::into));
+        }
         self.offsets.push(offset);
         self.timestamps.push(timestamp_ms);
         self.ingestion_us.push(ingestion_us);
-        self.sources.push(source.map(Into::into));
+        self.json_bytes += value.len();
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -64,12 +94,7 @@ impl Staged {
 
     /// Approximate memory held.
     pub fn bytes(&self) -> usize {
-        self.json.capacity() + self.offsets.len() * 48
-    }
-
-    fn value(&self, i: usize) -> &[u8] {
-        let (start, end) = self.spans[i];
-        &self.json[start..end]
+        self.json_bytes * 2 + self.offsets.len() * 48
     }
 
     /// Encodes everything staged and empties the stage.
@@ -77,129 +102,47 @@ impl Staged {
         &mut self,
         topic: &LandedTopic,
         partition: i32,
-    ) -> Result<(Option<RecordBatch>, Vec<Rejected>), ArrowError> {
+    ) -> Result<Option<RecordBatch>, ArrowError> {
         if self.is_empty() {
-            return Ok((None, Vec::new()));
+            return Ok(None);
         }
-        let all: Vec<usize> = (0..self.len()).collect();
-        let (values, kept, rejected) = match decode(&topic.value_schema, &self.json, self.len()) {
-            Ok(batch) => (batch, all, Vec::new()),
-            Err(_) => self.decode_one_by_one(&topic.value_schema)?,
-        };
-        let batch = if kept.is_empty() {
-            None
-        } else {
-            Some(self.with_lineage(topic, partition, values, &kept)?)
-        };
-        // Buffers are reused: fresh multi-megabyte allocations cost page faults.
-        self.json.clear();
-        self.spans.clear();
-        self.offsets.clear();
-        self.timestamps.clear();
-        self.ingestion_us.clear();
-        self.sources.clear();
-        Ok((batch, rejected))
-    }
-
-    fn decode_one_by_one(
-        &self,
-        schema: &SchemaRef,
-    ) -> Result<(RecordBatch, Vec<usize>, Vec<Rejected>), ArrowError> {
-        let mut kept = Vec::new();
-        let mut rejected = Vec::new();
-        let mut json = Vec::new();
-        for i in 0..self.len() {
-            let value = self.value(i);
-            match decode(schema, value, 1) {
-                Ok(_) => {
-                    kept.push(i);
-                    json.extend_from_slice(value);
-                }
-                Err(e) => rejected.push(Rejected {
-                    offset: self.offsets[i],
-                    timestamp_ms: self.timestamps[i],
-                    value: value.to_vec(),
-                    reason: format!("does not match the stream's schema: {e}"),
-                }),
-            }
-        }
-        let batch = decode(schema, &json, kept.len())?;
-        Ok((batch, kept, rejected))
-    }
-
-    fn with_lineage(
-        &self,
-        topic: &LandedTopic,
-        partition: i32,
-        values: RecordBatch,
-        kept: &[usize],
-    ) -> Result<RecordBatch, ArrowError> {
-        let mut columns: Vec<ArrayRef> = values.columns().to_vec();
-        let n = kept.len();
-        if topic.is_source && n == self.len() {
-            // Every value kept: the staged buffer is the column's data as it stands.
-            let offsets: Vec<i32> = std::iter::once(0)
-                .chain(self.spans.iter().map(|&(_, end)| end as i32))
-                .collect();
-            let raw = StringArray::try_new(
-                OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                Buffer::from_slice_ref(&self.json),
-                None,
-            )?;
+        let rows = self.len();
+        let mut columns: Vec<ArrayRef> = self.values.finish()?;
+        if topic.is_source {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0);
+            offsets.append(&mut self.raw_ends);
+            let capacity = self.raw_json.len();
+            let json = std::mem::replace(&mut self.raw_json, Vec::with_capacity(capacity));
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+            // SAFETY: the offsets rise from 0 to the end of `json`, and every value
+            // was parsed as JSON first, which accepts only UTF-8.
+            let raw = unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(json), None) };
             columns.push(Arc::new(raw));
-        } else if topic.is_source {
-            let raw = kept
-                .iter()
-                .map(|&i| std::str::from_utf8(self.value(i)).ok());
-            columns.push(Arc::new(StringArray::from_iter(raw)));
         } else {
-            let sources = kept.iter().map(|&i| self.sources[i].as_deref());
-            columns.push(Arc::new(StringArray::from_iter(sources)));
+            columns.push(Arc::new(StringArray::from_iter(
+                self.sources.iter().map(|s| s.as_deref()),
+            )));
+            self.sources.clear();
         }
         columns.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(topic.topic.as_str(), n),
+            std::iter::repeat_n(topic.topic.as_str(), rows),
         )));
-        columns.push(Arc::new(Int32Array::from(vec![partition; n])));
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            kept.iter().map(|&i| self.offsets[i]),
-        )));
+        columns.push(Arc::new(Int32Array::from(vec![partition; rows])));
+        columns.push(Arc::new(Int64Array::from(std::mem::take(
+            &mut self.offsets,
+        ))));
         columns.push(Arc::new(
-            TimestampMillisecondArray::from_iter(kept.iter().map(|&i| self.timestamps[i]))
+            TimestampMillisecondArray::from(std::mem::take(&mut self.timestamps))
                 .with_timezone("UTC"),
         ));
         columns.push(Arc::new(
-            TimestampMicrosecondArray::from_iter_values(kept.iter().map(|&i| self.ingestion_us[i]))
+            TimestampMicrosecondArray::from(std::mem::take(&mut self.ingestion_us))
                 .with_timezone("UTC"),
         ));
-        RecordBatch::try_new(Arc::clone(&topic.file_schema), columns)
+        self.json_bytes = 0;
+        RecordBatch::try_new(Arc::clone(&topic.file_schema), columns).map(Some)
     }
-}
-
-/// Decodes newline-separated JSON objects into exactly `expected` rows.
-fn decode(schema: &SchemaRef, json: &[u8], expected: usize) -> Result<RecordBatch, ArrowError> {
-    let mut decoder = ReaderBuilder::new(Arc::clone(schema))
-        .with_batch_size(expected.max(1))
-        .build_decoder()?;
-    let mut rest = json;
-    while !rest.is_empty() {
-        let read = decoder.decode(rest)?;
-        if read == 0 {
-            return Err(ArrowError::JsonError(format!(
-                "more than {expected} JSON values"
-            )));
-        }
-        rest = &rest[read..];
-    }
-    let batch = decoder
-        .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(schema)));
-    if batch.num_rows() != expected {
-        return Err(ArrowError::JsonError(format!(
-            "{} JSON values where {expected} were expected",
-            batch.num_rows()
-        )));
-    }
-    Ok(batch)
 }
 
 #[cfg(test)]
@@ -222,18 +165,28 @@ mod tests {
     #[test]
     fn a_batch_encodes_values_and_lineage() {
         let topic = derived_topic();
-        let mut staged = Staged::default();
-        staged.push(
-            br#"{"ID":"a","AMOUNT":1.5,"N":1}"#,
-            10,
-            Some(1_000),
-            5,
-            Some("src:0:3"),
-        );
-        staged.push(br#"{"ID":"b","AMOUNT":null,"N":2}"#, 11, None, 6, None);
-        let (batch, rejected) = staged.encode(&topic, 2).unwrap();
-        let batch = batch.unwrap();
-        assert!(rejected.is_empty());
+        let mut staged = Staged::new(&topic).unwrap();
+        staged
+            .push(
+                &topic,
+                br#"{"ID":"a","AMOUNT":1.5,"N":1}"#,
+                10,
+                Some(1_000),
+                5,
+                Some("src:0:3"),
+            )
+            .unwrap();
+        staged
+            .push(
+                &topic,
+                br#"{"ID":"b","AMOUNT":null,"N":2}"#,
+                11,
+                None,
+                6,
+                None,
+            )
+            .unwrap();
+        let batch = staged.encode(&topic, 2).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema(), topic.file_schema);
         let amount = batch
@@ -252,29 +205,62 @@ mod tests {
     }
 
     #[test]
-    fn records_that_do_not_fit_are_singled_out() {
+    fn records_that_do_not_fit_are_refused_on_arrival() {
         let topic = derived_topic();
-        let mut staged = Staged::default();
-        staged.push(br#"{"ID":"a","AMOUNT":1.5,"N":1}"#, 1, None, 0, None);
-        staged.push(br#"{"ID":"b","AMOUNT":"lots","N":2}"#, 2, None, 0, None);
-        staged.push(br#"{"ID":"c","AMOU"#, 3, None, 0, None);
-        staged.push(b"42", 4, None, 0, None);
-        staged.push(
+        let mut staged = Staged::new(&topic).unwrap();
+        let values: [&[u8]; 6] = [
+            br#"{"ID":"a","AMOUNT":1.5,"N":1}"#,
+            br#"{"ID":"b","AMOUNT":"lots","N":2}"#,
+            br#"{"ID":"c","AMOU"#,
+            b"42",
             br#"{"ID":"e","AMOUNT":2.0,"N":99999999999}"#,
-            5,
-            None,
-            0,
-            None,
-        );
-        staged.push(br#"{"ID":"f","AMOUNT":3.0,"N":3}"#, 6, None, 0, None);
-        let (batch, rejected) = staged.encode(&topic, 0).unwrap();
-        let offsets: Vec<i64> = rejected.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, [2, 3, 4, 5]);
-        let batch = batch.unwrap();
+            br#"{"ID":"f","AMOUNT":3.0,"N":3}"#,
+        ];
+        let mut refused = Vec::new();
+        for (offset, value) in values.into_iter().enumerate() {
+            if let Err(r) = staged.push(&topic, value, offset as i64 + 1, Some(7), 0, None) {
+                assert_eq!(r.value, value);
+                assert_eq!(r.timestamp_ms, Some(7));
+                assert!(r.reason.starts_with("does not match the stream's schema: "));
+                refused.push(r.offset);
+            }
+        }
+        assert_eq!(refused, [2, 3, 4, 5]);
+        let batch = staged.encode(&topic, 0).unwrap().unwrap();
         let kept = batch
             .column_by_name("kafka_offset")
             .unwrap()
             .as_primitive::<arrow_array::types::Int64Type>();
         assert_eq!(kept.values().to_vec(), [1, 6]);
+    }
+
+    #[test]
+    fn a_source_topic_keeps_each_value_as_received() {
+        let plan = lakehouse_streamsql::load(
+            "CREATE STREAM s (id VARCHAR) WITH (KAFKA_TOPIC='src', VALUE_FORMAT='JSON');",
+        )
+        .unwrap();
+        let topic = landed_topics(&plan).remove(0);
+        let mut staged = Staged::new(&topic).unwrap();
+        for (offset, value) in [&br#"{"id":"a","more":1}"#[..], b"{}"]
+            .into_iter()
+            .enumerate()
+        {
+            staged
+                .push(&topic, value, offset as i64, None, 0, None)
+                .unwrap();
+        }
+        for _ in 0..2 {
+            let batch = staged.encode(&topic, 0).unwrap().unwrap();
+            let raw = batch.column_by_name("raw_json").unwrap().as_string::<i32>();
+            assert_eq!(
+                (raw.value(0), raw.value(1)),
+                (r#"{"id":"a","more":1}"#, "{}")
+            );
+            staged
+                .push(&topic, br#"{"id":"a","more":1}"#, 2, None, 0, None)
+                .unwrap();
+            staged.push(&topic, b"{}", 3, None, 0, None).unwrap();
+        }
     }
 }

@@ -3,6 +3,7 @@
 pub mod encode;
 pub mod files;
 pub mod inventory;
+pub mod json_columns;
 pub mod lock;
 pub mod recovery;
 pub mod schema;

@@ -139,17 +139,10 @@ impl LakeSink {
         partition: i32,
         chunk: &mut Chunk,
         config: &LakeSinkConfig,
-        stats: &LakeSinkStats,
     ) -> Result<(), SinkError> {
-        let (batch, rejected) = chunk.staged.encode(topic, partition).map_err(|e| {
+        let batch = chunk.staged.encode(topic, partition).map_err(|e| {
             SinkError::Storage(format!("cannot encode {}[{partition}]: {e}", topic.topic))
         })?;
-        for r in rejected {
-            chunk
-                .dead_letters
-                .push(dead_letter_line(&topic.topic, partition, &r));
-            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        }
         if let Some(batch) = batch {
             match &mut chunk.file {
                 Some(file) => file.write(&batch)?,
@@ -179,13 +172,7 @@ impl LakeSink {
             return Ok(None);
         };
         let topic = &self.topics[owned.topic];
-        Self::encode_staged(
-            topic,
-            owned.partition,
-            &mut chunk,
-            &self.config,
-            &self.stats,
-        )?;
+        Self::encode_staged(topic, owned.partition, &mut chunk, &self.config)?;
         let range = OffsetRange {
             partition: owned.partition,
             first: chunk.first_offset,
@@ -306,17 +293,21 @@ impl Sink for LakeSink {
         }
         let owned = self.owned.get_mut(&key).expect("still owned");
         let topic = &self.topics[topic_index];
-        let chunk = owned.chunk.get_or_insert_with(|| Chunk {
-            first_offset: record.offset,
-            last_offset: record.offset,
-            date: today,
-            opened_at: now,
-            last_record_at: now,
-            staged: Staged::default(),
-            file: None,
-            dead_letters: Vec::new(),
-            replays_dropped: 0,
-        });
+        let chunk = match &mut owned.chunk {
+            Some(chunk) => chunk,
+            empty => empty.insert(Chunk {
+                first_offset: record.offset,
+                last_offset: record.offset,
+                date: today,
+                opened_at: now,
+                last_record_at: now,
+                staged: Staged::new(topic)
+                    .map_err(|e| SinkError::Storage(format!("cannot land {}: {e}", topic.topic)))?,
+                file: None,
+                dead_letters: Vec::new(),
+                replays_dropped: 0,
+            }),
+        };
         chunk.last_offset = record.offset;
         chunk.last_record_at = now;
 
@@ -334,30 +325,35 @@ impl Sink for LakeSink {
             *mark = source_offset;
         }
         let rejection = match (record.value, topic.validation) {
-            (None, _) => Some("null value (a tombstone) in a stream topic".to_string()),
-            (Some(value), Validation::Transaction) => Transaction::decode_strict(value).err(),
-            (Some(_), Validation::SchemaTypes) => None,
-        };
-        match (rejection, record.value) {
-            (None, Some(value)) => {
-                chunk.staged.push(
-                    value,
-                    record.offset,
-                    record.timestamp_ms,
-                    ingestion_us,
-                    record.source,
-                );
+            (None, _) => Err("null value (a tombstone) in a stream topic".to_string()),
+            (Some(value), Validation::Transaction) => {
+                Transaction::check_strict(value).map(|()| value)
+            }
+            (Some(value), Validation::SchemaTypes) => Ok(value),
+        }
+        .map_err(|reason| Rejected {
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            value: record.value.unwrap_or_default().to_vec(),
+            reason,
+        })
+        .and_then(|value| {
+            chunk.staged.push(
+                topic,
+                value,
+                record.offset,
+                record.timestamp_ms,
+                ingestion_us,
+                record.source,
+            )
+        });
+        match rejection {
+            Ok(()) => {
                 if chunk.staged.len() >= self.config.encode_batch_records {
-                    Self::encode_staged(topic, record.partition, chunk, &self.config, &self.stats)?;
+                    Self::encode_staged(topic, record.partition, chunk, &self.config)?;
                 }
             }
-            (reason, value) => {
-                let rejected = Rejected {
-                    offset: record.offset,
-                    timestamp_ms: record.timestamp_ms,
-                    value: value.unwrap_or_default().to_vec(),
-                    reason: reason.unwrap_or_default(),
-                };
+            Err(rejected) => {
                 chunk.dead_letters.push(dead_letter_line(
                     &topic.topic,
                     record.partition,
