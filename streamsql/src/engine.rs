@@ -238,6 +238,48 @@ pub struct Engine {
     dead_letters: u64,
 }
 
+/// What a batch produced, per input record: its stream outputs and dead
+/// letters, then its table outputs.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    prepared: Vec<Prepared>,
+    /// When the tables ran on a thread of their own: their outputs in input
+    /// order, and where each input's outputs start.
+    tables: Option<(Vec<OutputRecord>, Vec<usize>)>,
+}
+
+impl BatchOutput {
+    pub fn len(&self) -> usize {
+        self.prepared.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prepared.is_empty()
+    }
+
+    /// The outputs of input `i`. Per relation, in the order a record-by-record run gives.
+    pub fn outputs(&self, i: usize) -> impl Iterator<Item = &OutputRecord> {
+        self.prepared[i].outputs.iter().chain(
+            self.tables
+                .iter()
+                .flat_map(move |(outputs, starts)| &outputs[starts[i]..starts[i + 1]]),
+        )
+    }
+
+    pub fn output_count(&self, i: usize) -> usize {
+        self.prepared[i].outputs.len()
+            + self
+                .tables
+                .iter()
+                .map(|(_, starts)| starts[i + 1] - starts[i])
+                .sum::<usize>()
+    }
+
+    pub fn dead(&self, i: usize) -> &[DeadLetter] {
+        &self.prepared[i].dead
+    }
+}
+
 /// One table query with its state. Tables are independent of each other,
 /// so a batch can update different tables on different threads.
 struct TableRunner {
@@ -351,87 +393,75 @@ impl Engine {
         dead.append(&mut prepared.dead);
     }
 
-    /// Runs every query over a batch on up to `threads` threads: decoding
-    /// and stream queries over contiguous slices of the batch, then the
-    /// tables, each table on one thread walking the batch in input order.
+    /// Runs every query over a batch. With `threads` above 1 it is a
+    /// pipeline of two threads: this one decodes records and runs the stream
+    /// queries on a slice of the batch while the other updates the tables
+    /// with the slice before it. The two halves cost about the same for the
+    /// product's file, and each table's state stays on one thread.
     /// Per relation, the output equals what [`Engine::process`] gives.
-    pub fn process_batch(&mut self, inputs: &[InputRecord<'_>], threads: usize) -> Vec<Prepared> {
-        let threads = threads.clamp(1, 16);
-        if threads == 1 || inputs.len() < 64 {
+    pub fn process_batch(&mut self, inputs: &[InputRecord<'_>], threads: usize) -> BatchOutput {
+        /// Records per slice: small enough to fill the pipeline quickly.
+        const SLICE: usize = 256;
+        if threads <= 1 || inputs.len() <= SLICE {
             let mut prepared: Vec<Prepared> = inputs.iter().map(|i| self.prepare(i)).collect();
             for p in prepared.iter_mut() {
                 self.apply(p);
             }
-            return prepared;
+            return BatchOutput {
+                prepared,
+                tables: None,
+            };
         }
+        let mut tables = std::mem::take(&mut self.tables);
         let this = &*self;
-        let chunk = inputs.len().div_ceil(threads);
-        let mut prepared: Vec<Prepared> = std::thread::scope(|scope| {
-            let handles: Vec<_> = inputs
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || part.iter().map(|i| this.prepare(i)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a prepare thread panicked"))
-                .collect()
-        });
-        // Tables: split between threads by estimated cost (a hopping window
-        // updates size/advance groups per record), each thread walking every
-        // record in order.
-        let mut buckets: Vec<(u64, Vec<&mut TableRunner>)> =
-            (0..threads).map(|_| (0, Vec::new())).collect();
-        let mut runners: Vec<&mut TableRunner> = self.tables.iter_mut().collect();
-        runners.sort_by_key(|r| std::cmp::Reverse(r.cost()));
-        for runner in runners {
-            let lightest = buckets
-                .iter_mut()
-                .min_by_key(|(load, _)| *load)
-                .expect("at least one thread");
-            lightest.0 += runner.cost();
-            lightest.1.push(runner);
-        }
-        let records: &[Prepared] = &prepared;
-        let table_outputs: Vec<Vec<(usize, OutputRecord)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = buckets
-                .into_iter()
-                .filter(|(_, runners)| !runners.is_empty())
-                .map(|(_, mut runners)| {
-                    scope.spawn(move || {
-                        let mut out = Vec::new();
-                        let mut scratch = Vec::new();
-                        for (i, p) in records.iter().enumerate() {
+        let (slices, table_outputs) = std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::channel::<Vec<Prepared>>();
+            let tables = &mut tables;
+            let table_thread = std::thread::Builder::new()
+                .name("stream-sql-tables".into())
+                .spawn_scoped(scope, move || {
+                    let mut outputs = Vec::with_capacity(inputs.len() * 12);
+                    let mut starts = Vec::with_capacity(inputs.len() + 1);
+                    let mut slices = Vec::new();
+                    for mut slice in receiver {
+                        for p in slice.iter_mut() {
+                            starts.push(outputs.len());
                             let ctx = Ctx { rowtime: p.rowtime };
-                            for runner in runners.iter_mut() {
+                            for runner in tables.iter_mut() {
                                 if let Some(row) = &p.rows[runner.query.input] {
-                                    runner.update(row, &ctx, &mut scratch);
-                                    out.extend(scratch.drain(..).map(|o| (i, o)));
+                                    runner.update(row, &ctx, &mut outputs);
                                 }
                             }
                         }
-                        out
-                    })
+                        slices.push(slice);
+                    }
+                    starts.push(outputs.len());
+                    (slices, (outputs, starts))
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a table thread panicked"))
-                .collect()
-        });
-        for part in table_outputs {
-            for (i, o) in part {
-                prepared[i].outputs.push(o);
+                .expect("a thread can be started");
+            for slice in inputs.chunks(SLICE) {
+                let prepared: Vec<Prepared> = slice.iter().map(|i| this.prepare(i)).collect();
+                if sender.send(prepared).is_err() {
+                    break;
+                }
             }
-        }
-        for p in prepared.iter_mut() {
+            drop(sender);
+            table_thread.join().expect("the table thread panicked")
+        });
+        self.tables = tables;
+        let mut prepared: Vec<Prepared> = slices.into_iter().flatten().collect();
+        for p in &mut prepared {
+            // Freed by the thread that allocated them: cheaper than from the other.
+            p.rows = Vec::new();
             self.records_in += 1;
             self.dead_letters += p.dead.len() as u64;
             self.records_out += p.outputs.len() as u64;
-            p.rows.clear();
         }
-        prepared
+        self.records_out += table_outputs.0.len() as u64;
+        BatchOutput {
+            prepared,
+            tables: Some(table_outputs),
+        }
     }
 
     /// Decoding and stream queries: no state, so any number run in parallel.
@@ -630,18 +660,6 @@ impl Engine {
 }
 
 impl TableRunner {
-    /// Relative cost per input record: groups updated per record.
-    fn cost(&self) -> u64 {
-        match self.query.window {
-            Some(WindowDef::Hopping {
-                size_ms,
-                advance_ms,
-                ..
-            }) => (size_ms / advance_ms.max(1)).max(1) as u64 + 1,
-            _ => 2,
-        }
-    }
-
     fn update(&mut self, row: &[Value], ctx: &Ctx, out: &mut Vec<OutputRecord>) {
         let q = &self.query;
         if let Some(f) = &q.filter {

@@ -18,7 +18,7 @@ pub mod runtime;
 pub mod types;
 pub mod value;
 
-pub use engine::{DeadLetter, Engine, InputRecord, OutputRecord};
+pub use engine::{BatchOutput, DeadLetter, Engine, InputRecord, OutputRecord};
 pub use error::SqlError;
 pub use plan::{Plan, Relation};
 

@@ -291,9 +291,9 @@ pub fn run(
             })
             .collect();
         let results = engine.process_batch(&inputs, threads);
-        for ((input, message), result) in inputs.iter().zip(&batch).zip(&results) {
+        for (i, (input, message)) in inputs.iter().zip(&batch).enumerate() {
             let source = format!("{}:{}:{}", input.topic, input.partition, input.offset);
-            for out in &result.outputs {
+            for out in results.outputs(i) {
                 let relation = &plan.relations[out.relation];
                 let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&relation.topic)
                     .timestamp(out.timestamp)
@@ -313,7 +313,7 @@ pub fn run(
                 }
                 send(&producer, record)?;
             }
-            for d in &result.dead {
+            for d in results.dead(i) {
                 let mut headers = OwnedHeaders::new()
                     .insert(Header {
                         key: SOURCE_HEADER,
@@ -349,10 +349,10 @@ pub fn run(
             stats.records_in.fetch_add(1, Ordering::Relaxed);
             stats
                 .records_out
-                .fetch_add(result.outputs.len() as u64, Ordering::Relaxed);
+                .fetch_add(results.output_count(i) as u64, Ordering::Relaxed);
             stats
                 .dead_letters
-                .fetch_add(result.dead.len() as u64, Ordering::Relaxed);
+                .fetch_add(results.dead(i).len() as u64, Ordering::Relaxed);
             positions.insert((input.topic.to_string(), input.partition), input.offset + 1);
             since_checkpoint += 1;
         }

@@ -352,8 +352,9 @@ fn a_parallel_batch_gives_exactly_the_sequential_output() {
     let mut parallel = Engine::new(plan);
     let mut got = Vec::new();
     for batch in records.chunks(500) {
-        for prepared in parallel.process_batch(batch, 2) {
-            got.extend(prepared.outputs);
+        let out = parallel.process_batch(batch, 2);
+        for i in 0..out.len() {
+            got.extend(out.outputs(i).cloned());
         }
     }
     // Per relation (and so per key) the order is the sequential one; across
