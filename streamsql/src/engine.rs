@@ -280,8 +280,7 @@ impl BatchOutput {
     }
 }
 
-/// One table query with its state. Tables are independent of each other,
-/// so a batch can update different tables on different threads.
+/// One table query with its state.
 struct TableRunner {
     query: TableQuery,
     state: TableState,

@@ -46,8 +46,9 @@ pub struct RuntimeConfig {
     pub checkpoint_records: u64,
     /// Forget checkpointed state (when the statement file's tables changed).
     pub reset_state: bool,
-    /// Threads for a batch (decoding and streams over records, tables over
-    /// tables). 1 by default: on 2 cores more measured no gain (BENCHMARKS.md).
+    /// Threads for a batch: 2 or more pipeline decoding and streams on one
+    /// thread with the tables on another. 1 by default: on 2 cores the
+    /// pipeline gained ~25%, at the price of the core the sinks need (BENCHMARKS.md).
     pub threads: usize,
 }
 

@@ -56,7 +56,7 @@ enum Command {
         /// Forget checkpointed table state (needed when the file's tables changed).
         #[arg(long, env = "LAKEHOUSE_STREAM_SQL_RESET_STATE")]
         reset_state: bool,
-        /// Threads per batch (decoding and streams over records, tables over tables).
+        /// Threads per batch: 2 pipelines decoding and streams with the tables.
         #[arg(long, env = "LAKEHOUSE_STREAM_SQL_THREADS", default_value_t = 1)]
         threads: usize,
     },
