@@ -99,12 +99,42 @@ impl Validity {
     }
 }
 
+/// Fixed-width values with their validity; a null row holds `T::default()`.
+#[derive(Debug, Default)]
+struct Primitive<T> {
+    values: Vec<T>,
+    validity: Validity,
+}
+
+impl<T: Default> Primitive<T> {
+    fn push(&mut self, value: T) {
+        self.values.push(value);
+        self.validity.push(true);
+    }
+
+    fn push_null(&mut self) {
+        self.values.push(T::default());
+        self.validity.push(false);
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        self.values.truncate(rows);
+        self.validity.truncate(rows);
+    }
+
+    /// The values and nulls so far; the next batch's buffer is reserved at this one's size.
+    fn take(&mut self, rows: usize) -> (Vec<T>, Option<NullBuffer>) {
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(rows));
+        (values, self.validity.finish())
+    }
+}
+
 #[derive(Debug)]
 enum Column {
-    Boolean(Vec<bool>, Validity),
-    Int32(Vec<i32>, Validity),
-    Int64(Vec<i64>, Validity),
-    Float64(Vec<f64>, Validity),
+    Boolean(Primitive<bool>),
+    Int32(Primitive<i32>),
+    Int64(Primitive<i64>),
+    Float64(Primitive<f64>),
     Utf8 {
         /// End of each row's bytes in `data`; the first row starts at 0.
         ends: Vec<i32>,
@@ -117,10 +147,10 @@ enum Column {
 impl Column {
     fn new(data_type: &DataType) -> Result<Self, ArrowError> {
         Ok(match data_type {
-            DataType::Boolean => Column::Boolean(Vec::new(), Validity::default()),
-            DataType::Int32 => Column::Int32(Vec::new(), Validity::default()),
-            DataType::Int64 => Column::Int64(Vec::new(), Validity::default()),
-            DataType::Float64 => Column::Float64(Vec::new(), Validity::default()),
+            DataType::Boolean => Column::Boolean(Primitive::default()),
+            DataType::Int32 => Column::Int32(Primitive::default()),
+            DataType::Int64 => Column::Int64(Primitive::default()),
+            DataType::Float64 => Column::Float64(Primitive::default()),
             DataType::Utf8 => Column::Utf8 {
                 ends: Vec::new(),
                 data: Vec::new(),
@@ -139,22 +169,10 @@ impl Column {
 
     fn push_null(&mut self) {
         match self {
-            Column::Boolean(values, validity) => {
-                values.push(false);
-                validity.push(false);
-            }
-            Column::Int32(values, validity) => {
-                values.push(0);
-                validity.push(false);
-            }
-            Column::Int64(values, validity) => {
-                values.push(0);
-                validity.push(false);
-            }
-            Column::Float64(values, validity) => {
-                values.push(0.0);
-                validity.push(false);
-            }
+            Column::Boolean(column) => column.push_null(),
+            Column::Int32(column) => column.push_null(),
+            Column::Int64(column) => column.push_null(),
+            Column::Float64(column) => column.push_null(),
             Column::Utf8 {
                 ends,
                 data,
@@ -174,22 +192,10 @@ impl Column {
 
     fn truncate(&mut self, rows: usize) {
         match self {
-            Column::Boolean(values, validity) => {
-                values.truncate(rows);
-                validity.truncate(rows);
-            }
-            Column::Int32(values, validity) => {
-                values.truncate(rows);
-                validity.truncate(rows);
-            }
-            Column::Int64(values, validity) => {
-                values.truncate(rows);
-                validity.truncate(rows);
-            }
-            Column::Float64(values, validity) => {
-                values.truncate(rows);
-                validity.truncate(rows);
-            }
+            Column::Boolean(column) => column.truncate(rows),
+            Column::Int32(column) => column.truncate(rows),
+            Column::Int64(column) => column.truncate(rows),
+            Column::Float64(column) => column.truncate(rows),
             Column::Utf8 {
                 ends,
                 data,
@@ -207,28 +213,23 @@ impl Column {
     }
 
     fn finish(&mut self, rows: usize) -> Result<ArrayRef, ArrowError> {
-        // The next batch is usually the size of this one: reserving it up front
-        // saves the regrowth of every buffer.
-        fn take<T>(values: &mut Vec<T>, rows: usize) -> Vec<T> {
-            std::mem::replace(values, Vec::with_capacity(rows))
-        }
         Ok(match self {
-            Column::Boolean(values, validity) => Arc::new(BooleanArray::new(
-                BooleanBuffer::from(take(values, rows)),
-                validity.finish(),
-            )),
-            Column::Int32(values, validity) => Arc::new(Int32Array::try_new(
-                ScalarBuffer::from(take(values, rows)),
-                validity.finish(),
-            )?),
-            Column::Int64(values, validity) => Arc::new(Int64Array::try_new(
-                ScalarBuffer::from(take(values, rows)),
-                validity.finish(),
-            )?),
-            Column::Float64(values, validity) => Arc::new(Float64Array::try_new(
-                ScalarBuffer::from(take(values, rows)),
-                validity.finish(),
-            )?),
+            Column::Boolean(column) => {
+                let (values, nulls) = column.take(rows);
+                Arc::new(BooleanArray::new(BooleanBuffer::from(values), nulls))
+            }
+            Column::Int32(column) => {
+                let (values, nulls) = column.take(rows);
+                Arc::new(Int32Array::try_new(ScalarBuffer::from(values), nulls)?)
+            }
+            Column::Int64(column) => {
+                let (values, nulls) = column.take(rows);
+                Arc::new(Int64Array::try_new(ScalarBuffer::from(values), nulls)?)
+            }
+            Column::Float64(column) => {
+                let (values, nulls) = column.take(rows);
+                Arc::new(Float64Array::try_new(ScalarBuffer::from(values), nulls)?)
+            }
             Column::Utf8 {
                 ends,
                 data,
@@ -394,9 +395,8 @@ impl<'de> Visitor<'de> for Value<'_> {
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
         match self.0 {
-            Column::Boolean(values, validity) => {
-                values.push(v);
-                validity.push(true);
+            Column::Boolean(column) => {
+                column.push(v);
                 Ok(())
             }
             _ => Err(de::Error::invalid_type(de::Unexpected::Bool(v), &self)),
@@ -405,24 +405,17 @@ impl<'de> Visitor<'de> for Value<'_> {
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         match self.0 {
-            Column::Int32(values, validity) => {
+            Column::Int32(column) => {
                 let Ok(v) = i32::try_from(v) else {
                     return Err(de::Error::invalid_value(
                         de::Unexpected::Signed(v),
                         &"a 32-bit integer (INT) or null",
                     ));
                 };
-                values.push(v);
-                validity.push(true);
+                column.push(v);
             }
-            Column::Int64(values, validity) => {
-                values.push(v);
-                validity.push(true);
-            }
-            Column::Float64(values, validity) => {
-                values.push(v as f64);
-                validity.push(true);
-            }
+            Column::Int64(column) => column.push(v),
+            Column::Float64(column) => column.push(v as f64),
             _ => return Err(de::Error::invalid_type(de::Unexpected::Signed(v), &self)),
         }
         Ok(())
@@ -437,9 +430,8 @@ impl<'de> Visitor<'de> for Value<'_> {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         match self.0 {
-            Column::Float64(values, validity) => {
-                values.push(v);
-                validity.push(true);
+            Column::Float64(column) => {
+                column.push(v);
                 Ok(())
             }
             _ => Err(de::Error::invalid_type(de::Unexpected::Float(v), &self)),
