@@ -197,8 +197,10 @@ impl Transaction {
     /// type and no unknown field, every value in its domain. The error is the
     /// reason a dead-letter entry carries.
     pub fn decode_strict(bytes: &[u8]) -> Result<Transaction, String> {
-        Self::check_strict(bytes)?;
-        serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))
+        let transaction: Transaction =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
+        transaction.validate().map_err(|e| e.to_string())?;
+        Ok(transaction)
     }
 
     /// What `decode_strict` checks, without building the transaction: the

@@ -19,6 +19,8 @@ use super::schema::LandedTopic;
 #[derive(Debug)]
 pub struct Staged {
     values: JsonColumns,
+    /// A source topic: each value is also kept as received.
+    keeps_raw_json: bool,
     /// Source topics only: the values as received, back to back, and where each ends.
     raw_json: Vec<u8>,
     raw_ends: Vec<i32>,
@@ -43,6 +45,7 @@ impl Staged {
     pub fn new(topic: &LandedTopic) -> Result<Self, ArrowError> {
         Ok(Self {
             values: JsonColumns::new(&topic.value_schema)?,
+            keeps_raw_json: topic.is_source,
             raw_json: Vec::new(),
             raw_ends: Vec::new(),
             offsets: Vec::new(),
@@ -56,7 +59,6 @@ impl Staged {
     /// Stages a record, or refuses it when its value does not fit the schema.
     pub fn push(
         &mut self,
-        topic: &LandedTopic,
         value: &[u8],
         offset: i64,
         timestamp_ms: Option<i64>,
@@ -71,7 +73,7 @@ impl Staged {
                 reason: format!("does not match the stream's schema: {e}"),
             });
         }
-        if topic.is_source {
+        if self.keeps_raw_json {
             self.raw_json.extend_from_slice(value);
             self.raw_ends.push(self.raw_json.len() as i32);
         } else {
@@ -108,7 +110,7 @@ impl Staged {
         }
         let rows = self.len();
         let mut columns: Vec<ArrayRef> = self.values.finish()?;
-        if topic.is_source {
+        if self.keeps_raw_json {
             let mut offsets = Vec::with_capacity(rows + 1);
             offsets.push(0);
             offsets.append(&mut self.raw_ends);
@@ -168,7 +170,6 @@ mod tests {
         let mut staged = Staged::new(&topic).unwrap();
         staged
             .push(
-                &topic,
                 br#"{"ID":"a","AMOUNT":1.5,"N":1}"#,
                 10,
                 Some(1_000),
@@ -177,14 +178,7 @@ mod tests {
             )
             .unwrap();
         staged
-            .push(
-                &topic,
-                br#"{"ID":"b","AMOUNT":null,"N":2}"#,
-                11,
-                None,
-                6,
-                None,
-            )
+            .push(br#"{"ID":"b","AMOUNT":null,"N":2}"#, 11, None, 6, None)
             .unwrap();
         let batch = staged.encode(&topic, 2).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 2);
@@ -218,7 +212,7 @@ mod tests {
         ];
         let mut refused = Vec::new();
         for (offset, value) in values.into_iter().enumerate() {
-            if let Err(r) = staged.push(&topic, value, offset as i64 + 1, Some(7), 0, None) {
+            if let Err(r) = staged.push(value, offset as i64 + 1, Some(7), 0, None) {
                 assert_eq!(r.value, value);
                 assert_eq!(r.timestamp_ms, Some(7));
                 assert!(r.reason.starts_with("does not match the stream's schema: "));
@@ -246,9 +240,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            staged
-                .push(&topic, value, offset as i64, None, 0, None)
-                .unwrap();
+            staged.push(value, offset as i64, None, 0, None).unwrap();
         }
         for _ in 0..2 {
             let batch = staged.encode(&topic, 0).unwrap().unwrap();
@@ -258,9 +250,9 @@ mod tests {
                 (r#"{"id":"a","more":1}"#, "{}")
             );
             staged
-                .push(&topic, br#"{"id":"a","more":1}"#, 2, None, 0, None)
+                .push(br#"{"id":"a","more":1}"#, 2, None, 0, None)
                 .unwrap();
-            staged.push(&topic, b"{}", 3, None, 0, None).unwrap();
+            staged.push(b"{}", 3, None, 0, None).unwrap();
         }
     }
 }

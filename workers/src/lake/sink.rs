@@ -324,7 +324,7 @@ impl Sink for LakeSink {
             }
             *mark = source_offset;
         }
-        let rejection = match (record.value, topic.validation) {
+        let staged = match (record.value, topic.validation) {
             (None, _) => Err("null value (a tombstone) in a stream topic".to_string()),
             (Some(value), Validation::Transaction) => {
                 Transaction::check_strict(value).map(|()| value)
@@ -339,7 +339,6 @@ impl Sink for LakeSink {
         })
         .and_then(|value| {
             chunk.staged.push(
-                topic,
                 value,
                 record.offset,
                 record.timestamp_ms,
@@ -347,7 +346,7 @@ impl Sink for LakeSink {
                 record.source,
             )
         });
-        match rejection {
+        match staged {
             Ok(()) => {
                 if chunk.staged.len() >= self.config.encode_batch_records {
                     Self::encode_staged(topic, record.partition, chunk, &self.config)?;
