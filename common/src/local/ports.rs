@@ -32,8 +32,10 @@ mod tests {
 
     #[test]
     fn a_bound_port_is_not_free() {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
+        // A server port, not an ephemeral one: once released, an ephemeral port
+        // can be taken at once by any outgoing connection on the machine.
+        let port = free_port();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
         assert!(!is_free(port));
         drop(listener);
         assert!(is_free(port));
