@@ -198,7 +198,7 @@ impl Transaction {
     /// reason a dead-letter entry carries.
     pub fn decode_strict(bytes: &[u8]) -> Result<Transaction, String> {
         let transaction: Transaction =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
+            crate::json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
         transaction.validate().map_err(|e| e.to_string())?;
         Ok(transaction)
     }
@@ -207,7 +207,7 @@ impl Transaction {
     /// fields are borrowed from `bytes` where they hold no escapes.
     pub fn check_strict(bytes: &[u8]) -> Result<(), String> {
         let transaction: TransactionRef =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
+            crate::json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
         transaction.validate().map_err(|e| e.to_string())
     }
 

@@ -1,15 +1,20 @@
 //! Lake sink benchmark; prints Markdown tables for BENCHMARKS.md.
 //!
 //!   cargo bench -p lakehouse-workers --bench lake_sink
-//!   BENCH_RECORDS=200000 cargo bench -p lakehouse-workers --bench lake_sink
+//!   BENCH_ENCODE_RECORDS=200000 cargo bench -p lakehouse-workers --bench lake_sink -- encode-only
+//!   cargo bench -p lakehouse-workers --bench lake_sink -- stages
 //!   cargo bench -p lakehouse-workers --bench lake_sink -- latency
 //!   BENCH_SOAK_SECS=600 cargo bench -p lakehouse-workers --bench lake_sink -- soak
 //!
 //! 1. the encode path alone, one core, no broker: transaction JSON in memory
 //!    → strict validation → Arrow → compressed Parquet on disk (files
-//!    synced and renamed), per codec;
+//!    synced and renamed), per codec, over BENCH_ENCODE_RECORDS (1,000,000:
+//!    a sink runs for long, and shorter runs mostly time the first touch of
+//!    fresh memory); `stages`: the same path for TRANSACTIONS_FLAT timed
+//!    stage by stage, three runs in one process;
 //! 2. broker → lake next to a bare consumer that reads the same topic and
-//!    discards it, in the same run, from a local Tansu (SQLite storage);
+//!    discards it, in the same run, from a local Tansu (SQLite storage),
+//!    over BENCH_RECORDS (200,000);
 //! 3. `latency`: produced → readable in the lake (the data file renamed into
 //!    place), with the default rotation settings, on a quiet and a busy topic;
 //! 4. `soak`: the `lake-sink` binary under a steady producer for
@@ -72,15 +77,19 @@ fn main() {
         latency();
         return;
     }
+    if std::env::args().any(|a| a == "stages") {
+        stages();
+        return;
+    }
     if std::env::args().any(|a| a == "soak") {
         soak(Duration::from_secs(env_u64("BENCH_SOAK_SECS", 600)));
         return;
     }
-    let records = env_u64("BENCH_RECORDS", 200_000);
+    let encode_records = env_u64("BENCH_ENCODE_RECORDS", 1_000_000);
     println!("## encode path (one core, no broker)\n");
     println!("| topic | codec | records | seconds | records/s | MB/s of JSON in | bytes on disk | ratio |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    let values = transactions(records as usize);
+    let values = transactions(encode_records as usize);
     let raw_plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
     for codec in codecs() {
         encode_path(&raw_plan, "transaction_log", &values, &codec);
@@ -107,6 +116,8 @@ fn main() {
     if std::env::args().any(|a| a == "encode-only") {
         return;
     }
+    drop(values);
+    let records = env_u64("BENCH_RECORDS", 200_000);
     println!("\n## broker → lake vs a bare consumer (same run, same topic)\n");
     println!("| reader | records | seconds | records/s | vs bare consumer |");
     println!("|---|---:|---:|---:|---:|");
@@ -438,4 +449,68 @@ fn run_in_background(
         runner::run(sink, &config, &flag, Arc::new(RunnerStats::default()))
     });
     (stop, worker)
+}
+
+/// Where the encode path's time goes, stage by stage, for TRANSACTIONS_FLAT.
+fn stages() {
+    use lakehouse_workers::lake::encode::Staged;
+    let records = env_u64("BENCH_ENCODE_RECORDS", 1_000_000) as usize;
+    let values = transactions(records);
+    let (plan, flat) = flattened(&values);
+    let topic = landed_topics(&plan)
+        .into_iter()
+        .find(|t| t.topic == "TRANSACTIONS_FLAT")
+        .unwrap();
+    let properties = sink_args("zstd").writer_properties().unwrap();
+    println!("## encode path by stage: TRANSACTIONS_FLAT, zstd, one core\n");
+    println!("| run | records | JSON → Arrow, ns/record | Arrow → Parquet (zstd), ns/record | write + fsync, ns/record | records/s |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for run in 1..=3 {
+        let started = Instant::now();
+        let mut batches = Vec::new();
+        let mut staged = Staged::new(&topic).unwrap();
+        for (offset, value) in flat.iter().enumerate() {
+            staged
+                .push(
+                    value,
+                    offset as i64,
+                    Some(1),
+                    2,
+                    Some("transaction_log:0:1"),
+                )
+                .unwrap();
+            if staged.len() == 8192 {
+                batches.push(staged.encode(&topic, 0).unwrap().unwrap());
+            }
+        }
+        batches.extend(staged.encode(&topic, 0).unwrap());
+        let staging = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(
+            Vec::with_capacity(64 << 20),
+            Arc::clone(&topic.file_schema),
+            Some(properties.clone()),
+        )
+        .unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        let bytes = writer.into_inner().unwrap();
+        let parquet = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let dir = ScratchDir::new("bench-stages");
+        let path = dir.path().join("f.parquet");
+        let mut file = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        file.sync_all().unwrap();
+        let io = started.elapsed().as_secs_f64();
+        let per_record = |seconds: f64| seconds * 1e9 / records as f64;
+        println!(
+            "| {run} | {records} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            per_record(staging),
+            per_record(parquet),
+            per_record(io),
+            records as f64 / (staging + parquet + io)
+        );
+    }
 }

@@ -118,7 +118,8 @@ impl Staged {
             let json = std::mem::replace(&mut self.raw_json, Vec::with_capacity(capacity));
             let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
             // SAFETY: the offsets rise from 0 to the end of `json`, and every value
-            // was parsed as JSON first, which accepts only UTF-8.
+            // was checked to be UTF-8 as a whole before it was staged
+            // (`JsonColumns::push`; a test below holds it to that).
             let raw = unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(json), None) };
             columns.push(Arc::new(raw));
         } else {
@@ -242,6 +243,9 @@ mod tests {
         {
             staged.push(value, offset as i64, None, 0, None).unwrap();
         }
+        let not_utf8 = b"{\"id\":\"a\",\"skipped\":\"\xff\"}";
+        let refused = staged.push(not_utf8, 9, None, 0, None).unwrap_err();
+        assert!(refused.reason.contains("UTF-8"), "{}", refused.reason);
         for _ in 0..2 {
             let batch = staged.encode(&topic, 0).unwrap().unwrap();
             let raw = batch.column_by_name("raw_json").unwrap().as_string::<i32>();

@@ -38,6 +38,9 @@ pub struct DataFile {
     temp_path: PathBuf,
     writer: ArrowWriter<BufWriter<File>>,
     rows: u64,
+    /// The writer's in-progress size after the last write: it changes only on
+    /// writes, and the sink asks for it after every record.
+    buffered_bytes: usize,
 }
 
 impl DataFile {
@@ -63,6 +66,7 @@ impl DataFile {
             temp_path,
             writer,
             rows: 0,
+            buffered_bytes: 0,
         };
         data_file.write(batch)?;
         Ok(data_file)
@@ -73,6 +77,7 @@ impl DataFile {
             .write(batch)
             .map_err(parquet_error(&self.temp_path))?;
         self.rows += batch.num_rows() as u64;
+        self.buffered_bytes = self.writer.in_progress_size();
         Ok(())
     }
 
@@ -82,12 +87,12 @@ impl DataFile {
 
     /// Bytes written so far plus the row group still in memory.
     pub fn bytes(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
+        self.writer.bytes_written() + self.buffered_bytes
     }
 
     /// Memory held by the row group being built.
     pub fn buffered_bytes(&self) -> usize {
-        self.writer.in_progress_size()
+        self.buffered_bytes
     }
 
     /// Writes the footer, syncs, and renames the file to the name of `range`.

@@ -45,7 +45,10 @@ impl JsonColumns {
     /// Appends one JSON object as a row, or leaves the columns as they were
     /// and says why the value does not fit.
     pub fn push(&mut self, json: &[u8]) -> Result<(), String> {
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        // Checked whole here, skipped fields included: a source topic's values
+        // are kept as received in a column that must hold UTF-8.
+        let text = std::str::from_utf8(json).map_err(|e| format!("value is not UTF-8: {e}"))?;
+        let mut deserializer = sonic_rs::Deserializer::from_str(text);
         let decoded = deserializer
             .deserialize_map(ObjectVisitor(&mut self.root))
             .and_then(|()| deserializer.end());
@@ -56,7 +59,7 @@ impl JsonColumns {
             }
             Err(e) => {
                 self.root.truncate(self.rows);
-                Err(e.to_string())
+                Err(lakehouse::json::message(&e))
             }
         }
     }

@@ -312,10 +312,12 @@ impl Sink for LakeSink {
         chunk.last_record_at = now;
 
         if let Some((source_partition, source_offset)) = record.source.and_then(split_source) {
-            let mark = owned
-                .source_high_water_marks
-                .entry(source_partition.to_string())
-                .or_insert(-1);
+            let marks = &mut owned.source_high_water_marks;
+            // Looked up before inserting: the key is allocated once per source partition.
+            let mark = match marks.get_mut(source_partition) {
+                Some(mark) => mark,
+                None => marks.entry(source_partition.to_string()).or_insert(-1),
+            };
             if source_offset <= *mark {
                 // A replay from a restarted stream SQL engine: its original already landed.
                 chunk.replays_dropped += 1;
