@@ -8,230 +8,6 @@ use crate::plan::{Column, KeyFormat};
 use crate::types::SqlType;
 use crate::value::Value;
 
-/// Why a record could not be decoded for a stream.
-pub type DecodeError = String;
-
-/// The top-level fields that the source streams of one topic read. A
-/// record is parsed once into just these fields (case-insensitive names);
-/// everything else in it is skipped without being built.
-#[derive(Debug, Clone, Default)]
-pub struct TopicFields {
-    /// Lower-case names.
-    names: Vec<String>,
-}
-
-impl TopicFields {
-    /// The slot of a field, added on first use.
-    pub fn slot(&mut self, name: &str) -> usize {
-        let lower = name.to_lowercase();
-        match self.names.iter().position(|n| *n == lower) {
-            Some(i) => i,
-            None => {
-                self.names.push(lower);
-                self.names.len() - 1
-            }
-        }
-    }
-
-    /// Parses a record value into the slots; fails when it is not a JSON object.
-    pub fn parse(&self, bytes: Option<&[u8]>) -> Result<Vec<Option<Json>>, DecodeError> {
-        let bytes = bytes.ok_or_else(|| "null value (a tombstone) on a stream".to_string())?;
-        std::str::from_utf8(bytes).map_err(|e| format!("value is not UTF-8: {e}"))?;
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let parsed = serde::de::DeserializeSeed::deserialize(FieldsVisitor(&self.names), &mut de)
-            .and_then(|v| de.end().map(|_| v));
-        parsed.map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => format!("value is JSON but not an object ({e})"),
-            _ => format!("value is not valid JSON: {e}"),
-        })
-    }
-}
-
-struct FieldsVisitor<'a>(&'a [String]);
-
-impl<'de> serde::de::DeserializeSeed<'de> for FieldsVisitor<'_> {
-    type Value = Vec<Option<Json>>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for FieldsVisitor<'_> {
-    type Value = Vec<Option<Json>>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = vec![None; self.0.len()];
-        while let Some(slot) = map.next_key_seed(KeySlot(self.0))? {
-            match slot {
-                Some(i) => out[i] = Some(map.next_value::<Json>()?),
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Maps a key to its slot without allocating it.
-struct KeySlot<'a>(&'a [String]);
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeySlot<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl serde::de::Visitor<'_> for KeySlot<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|n| n.eq_ignore_ascii_case(key)))
-    }
-}
-
-fn json_kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
-/// A source stream's decoder: each column read from its slot of the
-/// topic's parsed fields (JSON names usually lower case, columns upper case).
-#[derive(Debug, Clone)]
-pub struct RowDecoder {
-    /// (name, slot, type, key column)
-    columns: Vec<(String, usize, SqlType, bool)>,
-}
-
-impl RowDecoder {
-    pub fn new(columns: &[Column], fields: &mut TopicFields) -> Self {
-        Self {
-            columns: columns
-                .iter()
-                .map(|c| (c.name.clone(), fields.slot(&c.name), c.ty.clone(), c.key))
-                .collect(),
-        }
-    }
-
-    /// Maps parsed fields to a row; a KEY column comes from the record key.
-    pub fn decode(
-        &self,
-        fields: &[Option<Json>],
-        key: Option<&[u8]>,
-    ) -> Result<Vec<Value>, DecodeError> {
-        let mut row = Vec::with_capacity(self.columns.len());
-        for (name, slot, ty, is_key) in &self.columns {
-            if *is_key {
-                row.push(match key {
-                    Some(k) => Value::str(&String::from_utf8_lossy(k)),
-                    None => Value::Null,
-                });
-                continue;
-            }
-            row.push(
-                coerce(fields[*slot].as_ref(), ty).map_err(|e| format!("column {name}: {e}"))?,
-            );
-        }
-        Ok(row)
-    }
-}
-
-fn lookup<'a>(
-    object: &'a serde_json::Map<String, Json>,
-    name: &str,
-    lower: &str,
-) -> Option<&'a Json> {
-    object.get(lower).or_else(|| object.get(name)).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
-fn coerce(field: Option<&Json>, ty: &SqlType) -> Result<Value, String> {
-    let Some(v) = field else {
-        return Ok(Value::Null);
-    };
-    let wrong = || {
-        format!(
-            "expected {ty}, found {} {}",
-            json_kind(v),
-            truncate(&v.to_string())
-        )
-    };
-    Ok(match (ty, v) {
-        (_, Json::Null) => Value::Null,
-        (SqlType::String, Json::String(s)) => Value::str(s),
-        (SqlType::String, Json::Number(n)) => Value::str(&n.to_string()),
-        (SqlType::String, Json::Bool(b)) => Value::str(if *b { "true" } else { "false" }),
-        (SqlType::Int, Json::Number(n)) => {
-            let i = n.as_i64().ok_or_else(wrong)?;
-            i32::try_from(i).map_err(|_| format!("{i} is out of range for INT"))?;
-            Value::Int(i)
-        }
-        (SqlType::Bigint, Json::Number(n)) => {
-            Value::Int(n.as_i64().ok_or_else(|| format!("{n} is not a BIGINT"))?)
-        }
-        (SqlType::Int | SqlType::Bigint, Json::String(s)) => {
-            let i: i64 = s.trim().parse().map_err(|_| wrong())?;
-            if *ty == SqlType::Int {
-                i32::try_from(i).map_err(|_| format!("{i} is out of range for INT"))?;
-            }
-            Value::Int(i)
-        }
-        (SqlType::Double, Json::Number(n)) => {
-            Value::Double(n.as_f64().filter(|d| d.is_finite()).ok_or_else(wrong)?)
-        }
-        (SqlType::Double, Json::String(s)) => Value::Double(
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|d| d.is_finite())
-                .ok_or_else(wrong)?,
-        ),
-        (SqlType::Boolean, Json::Bool(b)) => Value::Bool(*b),
-        (SqlType::Boolean, Json::String(s))
-            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
-        {
-            Value::Bool(s.eq_ignore_ascii_case("true"))
-        }
-        (SqlType::Struct(fields), Json::Object(map)) => {
-            let mut out = Vec::with_capacity(fields.len());
-            for (name, fty) in fields {
-                let field = lookup(map, name, &name.to_lowercase());
-                out.push(coerce(field, fty).map_err(|e| format!("field {name}: {e}"))?);
-            }
-            Value::Struct(out.into())
-        }
-        _ => return Err(wrong()),
-    })
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 60 {
-        s.to_string()
-    } else {
-        let cut = (0..=60).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
-        format!("{}… ({} bytes)", &s[..cut], s.len())
-    }
-}
-
 /// Writes one value as JSON; struct field names come from the type.
 pub fn write_json(out: &mut Vec<u8>, v: &Value, ty: &SqlType) {
     match (v, ty) {
@@ -244,9 +20,7 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value, ty: &SqlType) {
             let _ = serde_json::to_writer(&mut *out, d);
         }
         (Value::Double(_), _) => out.extend_from_slice(b"null"),
-        (Value::Str(s), _) => {
-            let _ = serde_json::to_writer(&mut *out, &**s);
-        }
+        (Value::Str(s), _) => write_json_str(out, s),
         (Value::Struct(values), SqlType::Struct(fields)) => {
             out.push(b'{');
             for (i, ((name, fty), fv)) in fields.iter().zip(values.iter()).enumerate() {
@@ -260,6 +34,19 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value, ty: &SqlType) {
             out.push(b'}');
         }
         (Value::Struct(_), _) => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Writes a JSON string. Most text needs no escape and is copied as it is;
+/// the rest goes through serde_json's escaping.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
@@ -523,56 +310,19 @@ mod tests {
     }
 
     #[test]
-    fn decoding_is_case_insensitive_and_typed() {
-        let columns = vec![
-            col("AMOUNT", SqlType::Double),
-            col("QUANTITY", SqlType::Int),
-            col(
-                "LOCATION",
-                SqlType::Struct(vec![("CITY".into(), SqlType::String)]),
-            ),
-            col("MISSING", SqlType::String),
-        ];
-        let mut fields = TopicFields::default();
-        let decoder = RowDecoder::new(&columns, &mut fields);
-        let obj = fields
-            .parse(Some(br#"{"amount": 12, "Quantity": 3, "other": [1, {"x": 2}], "location": {"city": "Paris"}}"#))
-            .unwrap();
-        let row = decoder.decode(&obj, None).unwrap();
-        assert_eq!(row[0], Value::Double(12.0));
-        assert_eq!(row[1], Value::Int(3));
-        assert_eq!(row[2], Value::Struct(vec![Value::str("Paris")].into()));
-        assert_eq!(row[3], Value::Null);
-    }
-
-    #[test]
-    fn bad_values_are_explained() {
-        let mut fields = TopicFields::default();
-        let decoder = RowDecoder::new(&[col("QUANTITY", SqlType::Int)], &mut fields);
-        let parse_value = |v: Option<&[u8]>| fields.parse(v);
-        let obj = parse_value(Some(br#"{"quantity": "three"}"#)).unwrap();
-        assert!(decoder
-            .decode(&obj, None)
-            .unwrap_err()
-            .contains("column QUANTITY: expected INT"));
-        let obj = parse_value(Some(br#"{"quantity": 9007199254740993}"#)).unwrap();
-        assert!(decoder
-            .decode(&obj, None)
-            .unwrap_err()
-            .contains("out of range"));
-        assert!(parse_value(Some(b"{\"quantity\": 1} trailing"))
-            .unwrap_err()
-            .contains("not valid JSON"));
-        assert!(parse_value(Some(b"[1,2]"))
-            .unwrap_err()
-            .contains("not an object"));
-        assert!(parse_value(Some(b"{\"a\":"))
-            .unwrap_err()
-            .contains("not valid JSON"));
-        assert!(parse_value(Some(&[0xff, 0xfe]))
-            .unwrap_err()
-            .contains("UTF-8"));
-        assert!(parse_value(None).unwrap_err().contains("tombstone"));
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "café ✓",
+            "quote \" back \\ slash",
+            "tab\tnew\nline\u{1}",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

@@ -854,8 +854,13 @@ fn call(f: Func, args: &[CExpr], row: &[Value], ctx: &Ctx) -> Value {
         Func::Lower => map_str(&|s| s.to_lowercase()),
         Func::Trim => map_str(&|s| s.trim().to_string()),
         Func::Md5 => map_str(&|s| {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             let digest = Md5::digest(s.as_bytes());
-            digest.iter().map(|b| format!("{b:02x}")).collect()
+            digest
+                .iter()
+                .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+                .map(char::from)
+                .collect()
         }),
         Func::Mask => map_str(&|s| {
             s.chars()

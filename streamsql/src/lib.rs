@@ -8,6 +8,7 @@
 pub mod ast;
 pub mod checkpoint;
 pub mod codec;
+pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod expr;
@@ -18,7 +19,7 @@ pub mod runtime;
 pub mod types;
 pub mod value;
 
-pub use engine::{BatchOutput, DeadLetter, Engine, InputRecord, OutputRecord};
+pub use engine::{Balance, BatchOutput, DeadLetter, Engine, InputRecord, OutputRecord};
 pub use error::SqlError;
 pub use plan::{Plan, Relation};
 

@@ -351,7 +351,12 @@ fn a_parallel_batch_gives_exactly_the_sequential_output() {
     }
     let mut parallel = Engine::new(plan);
     let mut got = Vec::new();
-    for batch in records.chunks(500) {
+    // Every way of sharing the work, batch after batch: the table thread
+    // decoding half or a few of the slices, every table on the table thread,
+    // some or all of them on the calling thread.
+    let balances = [-8, -3, 0, 2, 100].map(lakehouse_streamsql::Balance::new);
+    for (batch, balance) in records.chunks(400).zip(balances.iter().cycle()) {
+        parallel.set_balance(*balance);
         let out = parallel.process_batch(batch, 2);
         for i in 0..out.len() {
             got.extend(out.outputs(i).cloned());
