@@ -46,9 +46,10 @@ pub struct RuntimeConfig {
     pub checkpoint_records: u64,
     /// Forget checkpointed state (when the statement file's tables changed).
     pub reset_state: bool,
-    /// Threads for a batch: 2 or more pipeline decoding and streams on one
-    /// thread with the tables on another. 1 by default: on 2 cores the
-    /// pipeline gained ~25%, at the price of the core the sinks need (BENCHMARKS.md).
+    /// Threads for a batch: 2 (the default) or more pipeline decoding and
+    /// streams on one thread with the tables on another, ~1.4x one thread in
+    /// memory (BENCHMARKS.md); batches of up to 64 records, what a slow input
+    /// brings, run on one thread anyway. 1 runs everything in turn.
     pub threads: usize,
 }
 
@@ -62,7 +63,7 @@ impl RuntimeConfig {
             checkpoint_interval: Duration::from_millis(500),
             checkpoint_records: 50_000,
             reset_state: false,
-            threads: 1,
+            threads: 2,
         }
     }
 }

@@ -56,8 +56,9 @@ enum Command {
         /// Forget checkpointed table state (needed when the file's tables changed).
         #[arg(long, env = "LAKEHOUSE_STREAM_SQL_RESET_STATE")]
         reset_state: bool,
-        /// Threads per batch: 2 pipelines decoding and streams with the tables.
-        #[arg(long, env = "LAKEHOUSE_STREAM_SQL_THREADS", default_value_t = 1)]
+        /// Threads per batch: 2 pipelines decoding and streams with the
+        /// tables (about 1.5x one thread, BENCHMARKS.md); 1 runs them in turn.
+        #[arg(long, env = "LAKEHOUSE_STREAM_SQL_THREADS", default_value_t = 2)]
         threads: usize,
     },
 }
