@@ -246,32 +246,35 @@ mod tests {
         let cases: Vec<(KeyFormat, Vec<Column>, Vec<Value>)> = vec![
             (
                 KeyFormat::Kafka,
-                vec![col("K", SqlType::String)],
+                vec![Column::value("K", SqlType::String)],
                 vec![Value::str("purchase")],
             ),
             (
                 KeyFormat::Kafka,
-                vec![col("K", SqlType::Int)],
+                vec![Column::value("K", SqlType::Int)],
                 vec![Value::Int(-7)],
             ),
             (
                 KeyFormat::Kafka,
-                vec![col("K", SqlType::Bigint)],
+                vec![Column::value("K", SqlType::Bigint)],
                 vec![Value::Int(1 << 40)],
             ),
             (
                 KeyFormat::Kafka,
-                vec![col("K", SqlType::Double)],
+                vec![Column::value("K", SqlType::Double)],
                 vec![Value::Double(2.5)],
             ),
             (
                 KeyFormat::Json,
-                vec![col("K", SqlType::String)],
+                vec![Column::value("K", SqlType::String)],
                 vec![Value::str("a\"b")],
             ),
             (
                 KeyFormat::Json,
-                vec![col("A", SqlType::String), col("B", SqlType::Int)],
+                vec![
+                    Column::value("A", SqlType::String),
+                    Column::value("B", SqlType::Int),
+                ],
                 vec![Value::str("x"), Value::Int(3)],
             ),
         ];
@@ -282,15 +285,18 @@ mod tests {
                 assert_eq!(decoded, (values.clone(), window), "{format:?} {columns:?}");
             }
         }
-        let string_key = [col("K", SqlType::String)];
+        let string_key = [Column::value("K", SqlType::String)];
         assert!(decode_key(KeyFormat::Kafka, &string_key, b"abc", true)
             .unwrap_err()
             .contains("8 bytes"));
-        assert!(
-            decode_key(KeyFormat::Kafka, &[col("K", SqlType::Int)], b"abc", false)
-                .unwrap_err()
-                .contains("4 bytes")
-        );
+        assert!(decode_key(
+            KeyFormat::Kafka,
+            &[Column::value("K", SqlType::Int)],
+            b"abc",
+            false
+        )
+        .unwrap_err()
+        .contains("4 bytes"));
         assert!(
             decode_key(KeyFormat::Json, &string_key, b"{not json", false)
                 .unwrap_err()
@@ -299,14 +305,6 @@ mod tests {
         assert!(decode_key(KeyFormat::Json, &string_key, b"null", false)
             .unwrap_err()
             .contains("null"));
-    }
-
-    fn col(name: &str, ty: SqlType) -> Column {
-        Column {
-            name: name.into(),
-            ty,
-            key: false,
-        }
     }
 
     #[test]
@@ -327,9 +325,12 @@ mod tests {
 
     #[test]
     fn keys_in_both_formats() {
-        let s = [col("K", SqlType::String)];
-        let i = [col("N", SqlType::Int)];
-        let si = [col("K", SqlType::String), col("N", SqlType::Int)];
+        let s = [Column::value("K", SqlType::String)];
+        let i = [Column::value("N", SqlType::Int)];
+        let si = [
+            Column::value("K", SqlType::String),
+            Column::value("N", SqlType::Int),
+        ];
         assert_eq!(
             encode_key(KeyFormat::Kafka, &s, &[Value::str("abc")], None).unwrap(),
             b"abc"

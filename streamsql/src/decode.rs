@@ -488,24 +488,16 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn col(name: &str, ty: SqlType) -> Column {
-        Column {
-            name: name.into(),
-            ty,
-            key: false,
-        }
-    }
-
     #[test]
     fn decoding_is_case_insensitive_and_typed() {
         let columns = vec![
-            col("AMOUNT", SqlType::Double),
-            col("QUANTITY", SqlType::Int),
-            col(
+            Column::value("AMOUNT", SqlType::Double),
+            Column::value("QUANTITY", SqlType::Int),
+            Column::value(
                 "LOCATION",
                 SqlType::Struct(vec![("CITY".into(), SqlType::String)]),
             ),
-            col("MISSING", SqlType::String),
+            Column::value("MISSING", SqlType::String),
         ];
         let mut fields = TopicFields::default();
         let decoder = RowDecoder::new(&columns, &mut fields);
@@ -522,7 +514,7 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         let mut fields = TopicFields::default();
-        let decoder = RowDecoder::new(&[col("QUANTITY", SqlType::Int)], &mut fields);
+        let decoder = RowDecoder::new(&[Column::value("QUANTITY", SqlType::Int)], &mut fields);
         let parse_value = |v: Option<&[u8]>| fields.parse(v);
         let obj = parse_value(Some(br#"{"quantity": "three"}"#)).unwrap();
         assert!(decoder
@@ -600,7 +592,7 @@ mod tests {
         ];
         for ty in &types {
             let mut fields = TopicFields::default();
-            let decoder = RowDecoder::new(&[col("V", ty.clone())], &mut fields);
+            let decoder = RowDecoder::new(&[Column::value("V", ty.clone())], &mut fields);
             for value in values {
                 let record = format!(r#"{{"v":{value}}}"#);
                 let direct = decoder.decode(&fields.parse(Some(record.as_bytes())).unwrap(), None);
@@ -616,8 +608,8 @@ mod tests {
     #[test]
     fn streams_that_read_a_field_as_different_types_each_get_theirs() {
         let mut fields = TopicFields::default();
-        let as_text = RowDecoder::new(&[col("N", SqlType::String)], &mut fields);
-        let as_number = RowDecoder::new(&[col("N", SqlType::Int)], &mut fields);
+        let as_text = RowDecoder::new(&[Column::value("N", SqlType::String)], &mut fields);
+        let as_number = RowDecoder::new(&[Column::value("N", SqlType::Int)], &mut fields);
         let parsed = fields.parse(Some(br#"{"n": 7}"#)).unwrap();
         assert_eq!(as_text.decode(&parsed, None).unwrap(), [Value::str("7")]);
         assert_eq!(as_number.decode(&parsed, None).unwrap(), [Value::Int(7)]);
@@ -632,8 +624,8 @@ mod tests {
     #[test]
     fn a_value_that_does_not_fit_fails_only_the_streams_that_read_it() {
         let mut fields = TopicFields::default();
-        let reads_n = RowDecoder::new(&[col("N", SqlType::Int)], &mut fields);
-        let reads_s = RowDecoder::new(&[col("S", SqlType::String)], &mut fields);
+        let reads_n = RowDecoder::new(&[Column::value("N", SqlType::Int)], &mut fields);
+        let reads_s = RowDecoder::new(&[Column::value("S", SqlType::String)], &mut fields);
         let parsed = fields
             .parse(Some(br#"{"n": {"deep": [1]}, "s": "ok"}"#))
             .unwrap();

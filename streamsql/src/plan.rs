@@ -39,6 +39,17 @@ pub struct Column {
     pub key: bool,
 }
 
+impl Column {
+    /// A column of the record value.
+    pub fn value(name: &str, ty: SqlType) -> Self {
+        Column {
+            name: name.into(),
+            ty,
+            key: false,
+        }
+    }
+}
+
 /// A stream or table of the file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Relation {
