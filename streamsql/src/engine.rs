@@ -284,6 +284,21 @@ impl BatchOutput {
     }
 }
 
+/// Updates `tables` with one input's rows (by relation), in file order.
+fn update_tables(
+    tables: &mut [TableRunner],
+    rows: &[Option<Vec<Value>>],
+    rowtime: i64,
+    outputs: &mut Vec<OutputRecord>,
+) {
+    let ctx = Ctx { rowtime };
+    for runner in tables {
+        if let Some(row) = &rows[runner.query.input] {
+            runner.update(row, &ctx, outputs);
+        }
+    }
+}
+
 /// How a pipelined batch shares its work, on one scale. At 0 the calling
 /// thread decodes and runs the streams, the table thread runs every table.
 /// Above 0, the first `n` tables run on the calling thread too. Below 0, the
@@ -501,12 +516,7 @@ impl Engine {
                         let started = Instant::now();
                         for p in prepared.iter_mut() {
                             starts.push(outputs.len());
-                            let ctx = Ctx { rowtime: p.rowtime };
-                            for runner in there.iter_mut() {
-                                if let Some(row) = &p.rows[runner.query.input] {
-                                    runner.update(row, &ctx, &mut outputs);
-                                }
-                            }
+                            update_tables(there, &p.rows, p.rowtime, &mut outputs);
                         }
                         busy += started.elapsed();
                         slices.push(prepared);
@@ -523,12 +533,7 @@ impl Engine {
                 let started = Instant::now();
                 let mut prepared: Vec<Prepared> = slice.iter().map(|i| this.prepare(i)).collect();
                 for p in prepared.iter_mut() {
-                    let ctx = Ctx { rowtime: p.rowtime };
-                    for runner in here.iter_mut() {
-                        if let Some(row) = &p.rows[runner.query.input] {
-                            runner.update(row, &ctx, &mut p.outputs);
-                        }
-                    }
+                    update_tables(here, &p.rows, p.rowtime, &mut p.outputs);
                 }
                 busy_here += started.elapsed();
                 if sender.send(prepared).is_err() {
@@ -659,14 +664,12 @@ impl Engine {
     pub fn apply(&mut self, prepared: &mut Prepared) {
         self.records_in += 1;
         self.dead_letters += prepared.dead.len() as u64;
-        let ctx = Ctx {
-            rowtime: prepared.rowtime,
-        };
-        for runner in self.tables.iter_mut() {
-            if let Some(row) = &prepared.rows[runner.query.input] {
-                runner.update(row, &ctx, &mut prepared.outputs);
-            }
-        }
+        update_tables(
+            &mut self.tables,
+            &prepared.rows,
+            prepared.rowtime,
+            &mut prepared.outputs,
+        );
         prepared.rows.clear();
         self.records_out += prepared.outputs.len() as u64;
     }
