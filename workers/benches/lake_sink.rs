@@ -10,8 +10,8 @@
 //!    → strict validation → Arrow → compressed Parquet on disk (files
 //!    synced and renamed), per codec, over BENCH_ENCODE_RECORDS (1,000,000:
 //!    a sink runs for long, and shorter runs mostly time the first touch of
-//!    fresh memory); `stages`: the same path for TRANSACTIONS_FLAT timed
-//!    stage by stage, three runs in one process;
+//!    fresh memory); `stages`: the same path for the raw topic and for
+//!    TRANSACTIONS_FLAT timed stage by stage, three runs each in one process;
 //! 2. broker → lake next to a bare consumer that reads the same topic and
 //!    discards it, in the same run, from a local Tansu (SQLite storage),
 //!    over BENCH_RECORDS (200,000);
@@ -451,25 +451,42 @@ fn run_in_background(
     (stop, worker)
 }
 
-/// Where the encode path's time goes, stage by stage, for TRANSACTIONS_FLAT.
+/// Where the encode path's time goes, stage by stage, for the raw topic and
+/// for TRANSACTIONS_FLAT.
 fn stages() {
-    use lakehouse_workers::lake::encode::Staged;
     let records = env_u64("BENCH_ENCODE_RECORDS", 1_000_000) as usize;
     let values = transactions(records);
+    let raw_plan = lakehouse_streamsql::load(RAW_ONLY_SQL).unwrap();
+    println!("## encode path by stage: zstd, one core\n");
+    println!("| topic | run | records | strict check, ns/record | JSON → Arrow, ns/record | Arrow → Parquet (zstd), ns/record | write + fsync, ns/record | records/s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    stages_of(&raw_plan, "transaction_log", &values);
     let (plan, flat) = flattened(&values);
-    let topic = landed_topics(&plan)
+    drop(values);
+    stages_of(&plan, "TRANSACTIONS_FLAT", &flat);
+}
+
+fn stages_of(plan: &lakehouse_streamsql::Plan, name: &str, values: &[Vec<u8>]) {
+    use lakehouse::transaction::Transaction;
+    use lakehouse_workers::lake::encode::Staged;
+    let records = values.len();
+    let topic = landed_topics(plan)
         .into_iter()
-        .find(|t| t.topic == "TRANSACTIONS_FLAT")
+        .find(|t| t.topic == name)
         .unwrap();
     let properties = sink_args("zstd").writer_properties().unwrap();
-    println!("## encode path by stage: TRANSACTIONS_FLAT, zstd, one core\n");
-    println!("| run | records | JSON → Arrow, ns/record | Arrow → Parquet (zstd), ns/record | write + fsync, ns/record | records/s |");
-    println!("|---:|---:|---:|---:|---:|---:|");
     for run in 1..=3 {
+        let started = Instant::now();
+        if topic.is_source {
+            for value in values {
+                Transaction::check_strict(value).unwrap();
+            }
+        }
+        let checking = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let mut batches = Vec::new();
         let mut staged = Staged::new(&topic).unwrap();
-        for (offset, value) in flat.iter().enumerate() {
+        for (offset, value) in values.iter().enumerate() {
             staged
                 .push(
                     value,
@@ -506,11 +523,12 @@ fn stages() {
         let io = started.elapsed().as_secs_f64();
         let per_record = |seconds: f64| seconds * 1e9 / records as f64;
         println!(
-            "| {run} | {records} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {name} | {run} | {records} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            per_record(checking),
             per_record(staging),
             per_record(parquet),
             per_record(io),
-            records as f64 / (staging + parquet + io)
+            records as f64 / (checking + staging + parquet + io)
         );
     }
 }
