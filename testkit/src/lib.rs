@@ -68,6 +68,12 @@ impl ScratchDir {
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
+        // A failing test leaves its data and logs to look at; the next run
+        // removes them (their owner is gone).
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.path.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -1,5 +1,5 @@
 //! The lake sink against a real broker: exactly once through kill -9 and
-//! through a rebalance between two instances, dead letters for every bad
+//! through rebalances between instances (one killed -9 while another lives), dead letters for every bad
 //! record, and the lake read back by independent readers (DuckDB, pyarrow).
 
 mod support;
@@ -290,22 +290,24 @@ fn walk_hidden(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Partitions move between instances of one group: a second instance joins
-/// and takes a share, the first leaves mid-run and hands its share over, then
-/// the survivor is killed -9 mid-run and a fresh instance resumes everything
-/// from what both left in the lake.
+/// and takes a share, the first leaves cleanly mid-run and hands its share
+/// over, a third joins, then one of the two live instances is killed -9
+/// mid-run and the survivor, never restarted, lands everything.
 ///
-/// Tansu 0.6 keeps assigning partitions to a member that died without
-/// leaving while other members live (BROKER.md), so the kill -9 here hits the
-/// last live member, as in the crash test; with Apache Kafka the group
-/// reassigns a dead member's partitions after the session timeout.
+/// The survivor takes the dead member's partitions by itself: on Tansu 0.6
+/// through the group watch (it notices that it owns less than its share of
+/// the live members and rejoins, BROKER.md); on Apache Kafka through the
+/// group's own rebalance after the session timeout.
 #[test]
 fn partitions_move_between_instances_exactly_once() {
     let broker = start_broker();
     let bootstrap = broker.bootstrap();
     let dir = ScratchDir::new("lake-sink-rebalance");
-    let sink = SinkProcess::new(&bootstrap, dir.path());
+    let mut sink = SinkProcess::new(&bootstrap, dir.path());
+    // Two live members heartbeat through Tansu's join pauses (BROKER.md).
+    sink.session_timeout_ms = 5_000;
 
-    let producer = produce_transactions(&bootstrap, 9_000, 600.0, 0.02);
+    let producer = produce_transactions(&bootstrap, 15_000, 300.0, 0.02);
     let mut first = sink.start();
     wait_for(
         "the first instance to land",
@@ -313,27 +315,38 @@ fn partitions_move_between_instances_exactly_once() {
         || !landed_rows(&sink.lake, RAW).is_empty(),
     );
     let mut second = sink.start();
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(6));
     assert!(first.stop(), "the first instance leaves cleanly");
-    let landed_by_two = landed_rows(&sink.lake, RAW).len();
-    std::thread::sleep(Duration::from_secs(3));
+    let landed_by_second = landed_rows(&sink.lake, RAW).len();
+    std::thread::sleep(Duration::from_secs(4));
     assert!(
-        landed_rows(&sink.lake, RAW).len() > landed_by_two,
+        landed_rows(&sink.lake, RAW).len() > landed_by_second,
         "the second instance took over"
     );
-    second.kill_9();
     let mut third = sink.start();
+    std::thread::sleep(Duration::from_secs(8));
+    second.kill_9();
+    let landed_at_kill = landed_rows(&sink.lake, RAW).len();
+    assert!(
+        !producer.generation_finished(),
+        "the kill lands while records still flow"
+    );
     while !producer.generation_finished() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(producer.finish().delivered, 9_000);
+    assert_eq!(producer.finish().delivered, 15_000);
     let input = read_topic(&bootstrap, RAW);
     wait_for(
-        "the last instance to land everything",
+        "the survivor to land everything",
         Duration::from_secs(120),
         || landed_rows(&sink.lake, RAW).len() + dead_letters(&sink.lake, RAW).len() >= input.len(),
     );
-    assert!(third.stop());
+    assert!(landed_rows(&sink.lake, RAW).len() > landed_at_kill);
+    assert!(third.stop(), "the survivor stops cleanly");
+    println!(
+        "group rejoins by the watch: {}",
+        sink.log_lines_containing("leaving and rejoining")
+    );
     assert_raw_topic_exactly_once(&input, &sink.lake);
 }
 

@@ -4,7 +4,7 @@
 //! even by kill -9, so a new owner never writes next to a live old one.
 
 use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -17,6 +17,27 @@ pub struct PartitionLock {
     _lock: Flock<File>,
 }
 
+fn lock_path(lake_root: &Path, partition: &TopicPartition) -> PathBuf {
+    lakehouse::lake::lock_dir(lake_root)
+        .join(format!("{}-{}.lock", partition.topic, partition.partition))
+}
+
+/// Whether a live sink instance owns the partition now. Probing takes the
+/// lock for an instant when it is free; an instance acquiring it meanwhile
+/// retries (see [`PartitionLock::acquire`]).
+pub fn is_owned(lake_root: &Path, partition: &TopicPartition) -> std::io::Result<bool> {
+    let file = match File::open(lock_path(lake_root, partition)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(_released_on_drop) => Ok(false),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, errno)) => Err(errno.into()),
+    }
+}
+
 impl PartitionLock {
     /// Waits up to `timeout` for the partition's previous owner to let go.
     pub fn acquire(
@@ -27,7 +48,7 @@ impl PartitionLock {
         let dir = lakehouse::lake::lock_dir(lake_root);
         std::fs::create_dir_all(&dir)
             .map_err(SinkError::io(format!("cannot create {}", dir.display())))?;
-        let path = dir.join(format!("{}-{}.lock", partition.topic, partition.partition));
+        let path = lock_path(lake_root, partition);
         let started = Instant::now();
         let mut file = OpenOptions::new()
             .create(true)
@@ -66,6 +87,18 @@ mod tests {
         assert!(err.to_string().contains("still held"), "{err}");
         PartitionLock::acquire(dir.path(), &TopicPartition::new("T", 1), Duration::ZERO).unwrap();
         drop(first);
+        PartitionLock::acquire(dir.path(), &tp, Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn ownership_is_seen_from_another_holder_and_probing_takes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("T", 0);
+        assert!(!is_owned(dir.path(), &tp).unwrap(), "never owned");
+        let owner = PartitionLock::acquire(dir.path(), &tp, Duration::ZERO).unwrap();
+        assert!(is_owned(dir.path(), &tp).unwrap());
+        drop(owner);
+        assert!(!is_owned(dir.path(), &tp).unwrap(), "released");
         PartitionLock::acquire(dir.path(), &tp, Duration::ZERO).unwrap();
     }
 }

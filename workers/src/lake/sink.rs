@@ -402,6 +402,12 @@ impl Sink for LakeSink {
     fn is_full(&self) -> bool {
         self.buffered_bytes() >= self.config.memory_budget_bytes
     }
+
+    fn is_owned_elsewhere(&self, partition: &TopicPartition) -> Option<bool> {
+        super::lock::is_owned(&self.config.lake_root, partition)
+            .inspect_err(|e| tracing::debug!("cannot probe the owner of {partition}: {e}"))
+            .ok()
+    }
 }
 
 /// `topic:partition:offset` → (`topic:partition`, offset).

@@ -9,6 +9,7 @@
 //! ([`Sink::open`]), so a crash between a durable write and the offset commit
 //! neither loses nor repeats a record.
 
+pub mod group_watch;
 pub mod runner;
 
 use std::fmt;
@@ -114,4 +115,12 @@ pub trait Sink: Send {
     /// True when staged data reached the sink's memory budget: the runner
     /// stops consuming and forces a flush (backpressure, not unbounded buffering).
     fn is_full(&self) -> bool;
+
+    /// Whether a live instance of this sink owns `partition` now, when the
+    /// sink's storage can tell (`None` otherwise). The runner uses it to
+    /// notice partitions the group left without a live owner.
+    fn is_owned_elsewhere(&self, partition: &TopicPartition) -> Option<bool> {
+        let _ = partition;
+        None
+    }
 }

@@ -15,6 +15,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use lakehouse_streamsql::SOURCE_HEADER;
 
+use super::group_watch::GroupWatch;
 use super::{Assigned, Position, Record, Sink, SinkError, TopicPartition};
 
 #[derive(Debug, Clone)]
@@ -66,11 +67,15 @@ pub struct RunnerStats {
     pub committed_positions: AtomicU64,
     pub rebalances: AtomicU64,
     pub owned_partitions: AtomicU64,
+    /// Times this instance left and rejoined its group because the group
+    /// left partitions without a live owner ([`super::group_watch`]).
+    pub rejoins: AtomicU64,
 }
 
 struct SinkContext<S> {
     sink: Arc<Mutex<S>>,
-    failure: Mutex<Option<SinkError>>,
+    /// Outlives the consumer: a failure while leaving the group still reaches the loop.
+    failure: Arc<Mutex<Option<SinkError>>>,
     stats: Arc<RunnerStats>,
 }
 
@@ -82,7 +87,7 @@ impl<S> SinkContext<S> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock aborts the worker anyway; keep going with the data.
     mutex
         .lock()
@@ -253,24 +258,12 @@ fn wait_for_topics(
     Ok(false)
 }
 
-/// Consumes the sink's topics until `stop` is set, then flushes everything
-/// and commits. Returns on the first storage error.
-pub fn run<S: Sink + 'static>(
-    sink: S,
+/// A consumer of the sink's topics, subscribed to the group or assigned every partition.
+fn connect<S: Sink>(
     config: &RunnerConfig,
-    stop: &AtomicBool,
-    stats: Arc<RunnerStats>,
-) -> Result<(), SinkError> {
-    let topics = sink.topics();
-    if !wait_for_topics(&config.bootstrap, &topics, stop)? {
-        return Ok(());
-    }
-    let sink = Arc::new(Mutex::new(sink));
-    let context = SinkContext {
-        sink: Arc::clone(&sink),
-        failure: Mutex::new(None),
-        stats: Arc::clone(&stats),
-    };
+    topics: &[String],
+    context: SinkContext<S>,
+) -> Result<BaseConsumer<SinkContext<S>>, SinkError> {
     let mut client = lakehouse::kafka::client_config(&config.bootstrap);
     client
         .set("group.id", &config.group_id)
@@ -312,7 +305,7 @@ pub fn run<S: Sink + 'static>(
         }
         Assignment::AllPartitions => {
             let mut tpl = TopicPartitionList::new();
-            for topic in &topics {
+            for topic in topics {
                 let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
                 for t in metadata.topics() {
                     for p in t.partitions() {
@@ -324,22 +317,71 @@ pub fn run<S: Sink + 'static>(
             consumer.context().assign(&consumer, &mut tpl)?;
         }
     }
+    Ok(consumer)
+}
+
+/// The group watch looks at most this often (it asks the broker for metadata).
+const MIN_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Consumes the sink's topics until `stop` is set, then flushes everything
+/// and commits. Returns on the first storage error.
+pub fn run<S: Sink + 'static>(
+    sink: S,
+    config: &RunnerConfig,
+    stop: &AtomicBool,
+    stats: Arc<RunnerStats>,
+) -> Result<(), SinkError> {
+    let topics = sink.topics();
+    if !wait_for_topics(&config.bootstrap, &topics, stop)? {
+        return Ok(());
+    }
+    let sink = Arc::new(Mutex::new(sink));
+    let failure = Arc::new(Mutex::new(None));
+    let new_consumer = || {
+        let context = SinkContext {
+            sink: Arc::clone(&sink),
+            failure: Arc::clone(&failure),
+            stats: Arc::clone(&stats),
+        };
+        connect(config, &topics, context)
+    };
+    let mut consumer = new_consumer()?;
     tracing::info!(
         "consuming {} topics as group {}",
         topics.len(),
         config.group_id
     );
+    let mut watch = (config.assignment == Assignment::Group)
+        .then(|| GroupWatch::new(&topics, config.session_timeout.max(MIN_WATCH_INTERVAL)));
 
     let mut last_flush_check = Instant::now();
     let mut pending_commit = PendingCommits::new();
     let mut last_commit = Instant::now();
     let mut paused = false;
     let result = loop {
-        if let Some(e) = lock(&consumer.context().failure).take() {
+        if let Some(e) = lock(&failure).take() {
             break Err(e);
         }
         if stop.load(Ordering::Relaxed) {
             break Ok(());
+        }
+        if watch
+            .as_mut()
+            .is_some_and(|w| w.should_rejoin(&consumer, &sink))
+        {
+            tracing::warn!(
+                "group {} left partitions without a live owner; leaving and rejoining",
+                config.group_id
+            );
+            if let Err(e) = flush_and_commit(&consumer, &sink, &mut pending_commit) {
+                break Err(e);
+            }
+            // Dropping the consumer leaves the group (its partitions are revoked first).
+            drop(consumer);
+            consumer = new_consumer()?;
+            paused = false;
+            stats.rejoins.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
         let full = lock(&sink).is_full();
         if full || last_flush_check.elapsed() >= config.flush_check {
@@ -408,12 +450,19 @@ pub fn run<S: Sink + 'static>(
     };
     if result.is_ok() {
         // Graceful stop: everything staged becomes durable before leaving the group.
-        record(
-            &mut pending_commit,
-            lock(&sink).flush(Instant::now(), true)?,
-        );
-        commit(&consumer, &pending_commit, CommitMode::Sync);
+        flush_and_commit(&consumer, &sink, &mut pending_commit)?;
     }
     drop(consumer);
-    result
+    result.and_then(|()| lock(&failure).take().map_or(Ok(()), Err))
+}
+
+/// Makes everything staged durable and commits every durable position.
+fn flush_and_commit<S: Sink, C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    sink: &Mutex<S>,
+    pending: &mut PendingCommits,
+) -> Result<(), SinkError> {
+    record(pending, lock(sink).flush(Instant::now(), true)?);
+    commit(consumer, &std::mem::take(pending), CommitMode::Sync);
+    Ok(())
 }

@@ -49,6 +49,18 @@ impl SinkProcess {
         }
     }
 
+    /// Lines of the instances' logs that contain `text`.
+    pub fn log_lines_containing(&self, text: &str) -> usize {
+        let dir = self.log.join("lake-sink");
+        std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|log| log.lines().filter(|l| l.contains(text)).count())
+            .sum()
+    }
+
     /// Small files, quick rotation: many commit points for crashes to hit.
     pub fn start(&self) -> SinkChild {
         let child = Command::new(env!("CARGO_BIN_EXE_lake-sink"))
