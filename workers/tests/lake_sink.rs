@@ -307,7 +307,7 @@ fn partitions_move_between_instances_exactly_once() {
     // Two live members heartbeat through Tansu's join pauses (BROKER.md).
     sink.session_timeout_ms = 5_000;
 
-    let producer = produce_transactions(&bootstrap, 15_000, 300.0, 0.02);
+    let producer = produce_transactions(&bootstrap, 18_000, 300.0, 0.02);
     let mut first = sink.start();
     wait_for(
         "the first instance to land",
@@ -334,7 +334,7 @@ fn partitions_move_between_instances_exactly_once() {
     while !producer.generation_finished() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(producer.finish().delivered, 15_000);
+    assert_eq!(producer.finish().delivered, 18_000);
     let input = read_topic(&bootstrap, RAW);
     wait_for(
         "the survivor to land everything",
