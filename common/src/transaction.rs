@@ -203,12 +203,18 @@ impl Transaction {
         Ok(transaction)
     }
 
-    /// What `decode_strict` checks, without building the transaction: the
-    /// fields are borrowed from `bytes` where they hold no escapes.
+    /// What `decode_strict` checks, without building the transaction.
     pub fn check_strict(bytes: &[u8]) -> Result<(), String> {
+        Self::read_strict(bytes).map(drop)
+    }
+
+    /// `decode_strict` with the text fields borrowed from `bytes` where they
+    /// hold no escapes.
+    pub fn read_strict(bytes: &[u8]) -> Result<TransactionRef<'_>, String> {
         let transaction: TransactionRef =
             crate::json::from_slice(bytes).map_err(|e| format!("not a transaction: {e}"))?;
-        transaction.validate().map_err(|e| e.to_string())
+        transaction.validate().map_err(|e| e.to_string())?;
+        Ok(transaction)
     }
 
     /// Checks every field against SYSTEM.md section 2.
@@ -217,10 +223,11 @@ impl Transaction {
     }
 }
 
-/// A transaction whose text fields borrow from where they were read.
-#[derive(Debug, Deserialize)]
+/// A transaction whose text fields borrow from where they were read; it
+/// serializes as the transaction's JSON object.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct TransactionRef<'a> {
+pub struct TransactionRef<'a> {
     #[serde(borrow)]
     transaction_id: Cow<'a, str>,
     #[serde(borrow)]
@@ -259,7 +266,7 @@ struct TransactionRef<'a> {
     timestamp_of_reception_log: Cow<'a, str>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct LocationRef<'a> {
     #[serde(borrow)]
@@ -268,7 +275,7 @@ struct LocationRef<'a> {
     country: Cow<'a, str>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ShippingAddressRef<'a> {
     #[serde(borrow)]
@@ -281,7 +288,7 @@ struct ShippingAddressRef<'a> {
     country: Cow<'a, str>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct DeviceInfoRef<'a> {
     #[serde(borrow)]

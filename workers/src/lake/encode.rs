@@ -65,7 +65,39 @@ impl Staged {
         ingestion_us: i64,
         source: Option<&str>,
     ) -> Result<(), Rejected> {
-        if let Err(e) = self.values.push(value) {
+        let fitted = self.values.push(value);
+        self.stage(fitted, value, offset, timestamp_ms, ingestion_us, source)
+    }
+
+    /// [`Staged::push`] for a value whose JSON, `value`, was already decoded
+    /// into `decoded`: the columns are filled from it without a second parse.
+    pub fn push_decoded<T: serde::Serialize>(
+        &mut self,
+        value: &[u8],
+        decoded: &T,
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        ingestion_us: i64,
+    ) -> Result<(), Rejected> {
+        // The raw column must hold UTF-8 whatever the decoder let through.
+        let fitted = match std::str::from_utf8(value) {
+            Ok(_) => self.values.push_decoded(decoded),
+            Err(e) => Err(format!("value is not UTF-8: {e}")),
+        };
+        self.stage(fitted, value, offset, timestamp_ms, ingestion_us, None)
+    }
+
+    /// The lineage of a record whose values went in (`fitted`), or its refusal.
+    fn stage(
+        &mut self,
+        fitted: Result<(), String>,
+        value: &[u8],
+        offset: i64,
+        timestamp_ms: Option<i64>,
+        ingestion_us: i64,
+        source: Option<&str>,
+    ) -> Result<(), Rejected> {
+        if let Err(e) = fitted {
             return Err(Rejected {
                 offset,
                 timestamp_ms,

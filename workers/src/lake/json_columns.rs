@@ -16,6 +16,9 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields, SchemaRef};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Serialize;
+
+mod serialize;
 
 /// Columns being filled from JSON objects.
 #[derive(Debug)]
@@ -60,6 +63,22 @@ impl JsonColumns {
             Err(e) => {
                 self.root.truncate(self.rows);
                 Err(lakehouse::json::message(&e))
+            }
+        }
+    }
+
+    /// Appends a value already decoded, by the rules of [`JsonColumns::push`]
+    /// (its fields by name, each value as its JSON would be read), or leaves
+    /// the columns as they were and says why it does not fit.
+    pub fn push_decoded<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
+        match value.serialize(serialize::RowSerializer(&mut self.root)) {
+            Ok(()) => {
+                self.rows += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.root.truncate(self.rows);
+                Err(e.0)
             }
         }
     }
@@ -574,5 +593,117 @@ mod tests {
         assert_eq!(city.value(0), "Rome");
         assert!(city.is_null(1));
         assert_eq!(batch.column(2).as_primitive::<Int32Type>().null_count(), 1);
+    }
+
+    /// The raw topic's columns as the product's statement file declares them.
+    fn raw_topic_schema() -> SchemaRef {
+        let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
+        let plan = lakehouse_streamsql::load_file(std::path::Path::new(sql)).unwrap();
+        crate::lake::landed_topics(&plan)
+            .into_iter()
+            .find(|t| t.topic == "transaction_log")
+            .unwrap()
+            .value_schema
+    }
+
+    #[test]
+    fn a_decoded_transaction_fills_the_columns_as_its_json_does() {
+        use lakehouse::transaction::Transaction;
+        let mut generator = lakehouse_producer::TransactionGenerator::new(5, 2, 30);
+        let now = chrono::Utc::now();
+        let mut values: Vec<Vec<u8>> = (0..500)
+            .map(|_| serde_json::to_vec(&generator.next_transaction(now)).unwrap())
+            .collect();
+        // Escapes, nulls, integers where doubles go, and optional fields left out.
+        let mut edge: serde_json::Value = serde_json::from_slice(&values[0]).unwrap();
+        edge["amount"] = 12.into();
+        edge["customer_rating"] = serde_json::Value::Null;
+        edge.as_object_mut().unwrap().remove("discount_code");
+        let escape_first = |text: &str| {
+            let mut chars = text.chars();
+            let first = chars.next().unwrap();
+            format!("\\u{:04x}{}", first as u32, chars.as_str())
+        };
+        let mut edge_json = serde_json::to_string(&edge).unwrap();
+        for field in [&edge["user_name"], &edge["location"]["city"]] {
+            let text = field.as_str().unwrap();
+            edge_json = edge_json.replacen(
+                &format!("\"{text}\""),
+                &format!("\"{}\"", escape_first(text)),
+                1,
+            );
+        }
+        assert!(edge_json.contains("\\u00"), "{edge_json}");
+        values.push(edge_json.into_bytes());
+        let schema = raw_topic_schema();
+        let mut from_json = JsonColumns::new(&schema).unwrap();
+        let mut from_decoded = JsonColumns::new(&schema).unwrap();
+        let mut checked = 0;
+        for value in &values {
+            let Ok(transaction) = Transaction::read_strict(value) else {
+                continue;
+            };
+            checked += 1;
+            from_json.push(value).unwrap();
+            from_decoded.push_decoded(&transaction).unwrap();
+        }
+        assert_eq!(
+            checked,
+            values.len(),
+            "every value above is a valid transaction"
+        );
+        let rows = |columns: &mut JsonColumns| {
+            RecordBatch::try_new(Arc::clone(&schema), columns.finish().unwrap()).unwrap()
+        };
+        assert_eq!(rows(&mut from_json), rows(&mut from_decoded));
+    }
+
+    #[test]
+    fn a_decoded_value_that_does_not_fit_is_refused_like_its_json() {
+        #[derive(serde::Serialize)]
+        struct Location<'a> {
+            city: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            id: &'a str,
+            n: i64,
+            location: Location<'a>,
+        }
+        let mut columns = JsonColumns::new(&schema()).unwrap();
+        columns
+            .push_decoded(&Row {
+                id: "a",
+                n: 1,
+                location: Location { city: "x" },
+            })
+            .unwrap();
+        let too_big = Row {
+            id: "b",
+            n: 1 << 40,
+            location: Location { city: "y" },
+        };
+        let decoded = columns.push_decoded(&too_big).unwrap_err();
+        let json = columns
+            .push(
+                &serde_json::to_vec(
+                    &serde_json::json!({"id": "b", "n": 1_i64 << 40, "location": {"city": "y"}}),
+                )
+                .unwrap(),
+            )
+            .unwrap_err();
+        assert!(decoded.starts_with("field n: "), "{decoded}");
+        assert!(json.starts_with(&decoded), "{json} / {decoded}");
+        let batch = batch(&mut columns);
+        assert_eq!(batch.num_rows(), 1, "the refused rows left no trace");
+        assert_eq!(
+            batch
+                .column(5)
+                .as_struct()
+                .column(0)
+                .as_string::<i32>()
+                .value(0),
+            "x"
+        );
     }
 }

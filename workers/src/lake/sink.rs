@@ -326,28 +326,35 @@ impl Sink for LakeSink {
             }
             *mark = source_offset;
         }
-        let staged = match (record.value, topic.validation) {
-            (None, _) => Err("null value (a tombstone) in a stream topic".to_string()),
-            (Some(value), Validation::Transaction) => {
-                Transaction::check_strict(value).map(|()| value)
-            }
-            (Some(value), Validation::SchemaTypes) => Ok(value),
-        }
-        .map_err(|reason| Rejected {
+        let refuse = |reason| Rejected {
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
             value: record.value.unwrap_or_default().to_vec(),
             reason,
-        })
-        .and_then(|value| {
-            chunk.staged.push(
+        };
+        let staged = match (record.value, topic.validation) {
+            (None, _) => Err(refuse(
+                "null value (a tombstone) in a stream topic".to_string(),
+            )),
+            (Some(value), Validation::Transaction) => Transaction::read_strict(value)
+                .map_err(refuse)
+                .and_then(|transaction| {
+                    chunk.staged.push_decoded(
+                        value,
+                        &transaction,
+                        record.offset,
+                        record.timestamp_ms,
+                        ingestion_us,
+                    )
+                }),
+            (Some(value), Validation::SchemaTypes) => chunk.staged.push(
                 value,
                 record.offset,
                 record.timestamp_ms,
                 ingestion_us,
                 record.source,
-            )
-        });
+            ),
+        };
         match staged {
             Ok(()) => {
                 if chunk.staged.len() >= self.config.encode_batch_records {
