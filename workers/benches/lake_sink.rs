@@ -468,7 +468,7 @@ fn stages() {
 
 fn stages_of(plan: &lakehouse_streamsql::Plan, name: &str, values: &[Vec<u8>]) {
     use lakehouse::transaction::Transaction;
-    use lakehouse_workers::lake::encode::Staged;
+    use lakehouse_workers::lake::encode::{Origin, Staged};
     let records = values.len();
     let topic = landed_topics(plan)
         .into_iter()
@@ -480,21 +480,17 @@ fn stages_of(plan: &lakehouse_streamsql::Plan, name: &str, values: &[Vec<u8>]) {
         let mut batches = Vec::new();
         let mut staged = Staged::new(&topic).unwrap();
         for (offset, value) in values.iter().enumerate() {
+            let origin = Origin {
+                offset: offset as i64,
+                timestamp_ms: Some(1),
+                ingestion_us: 2,
+                source: Some("transaction_log:0:1"),
+            };
             if topic.is_source {
                 let transaction = Transaction::read_strict(value).unwrap();
-                staged
-                    .push_decoded(value, &transaction, offset as i64, Some(1), 2)
-                    .unwrap();
+                staged.push_decoded(value, &transaction, origin).unwrap();
             } else {
-                staged
-                    .push(
-                        value,
-                        offset as i64,
-                        Some(1),
-                        2,
-                        Some("transaction_log:0:1"),
-                    )
-                    .unwrap();
+                staged.push(value, origin).unwrap();
             }
             if staged.len() == 8192 {
                 batches.push(staged.encode(&topic, 0).unwrap().unwrap());

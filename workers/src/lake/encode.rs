@@ -32,6 +32,19 @@ pub struct Staged {
     json_bytes: usize,
 }
 
+/// Where a staged record came from: its lineage columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub offset: i64,
+    /// Kafka record timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// When the sink read it, microseconds since the epoch.
+    pub ingestion_us: i64,
+    /// A derived stream's source position (`topic:partition:offset`); a
+    /// source topic keeps its JSON instead.
+    pub source: Option<&'a str>,
+}
+
 /// A record that did not fit the schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -57,16 +70,9 @@ impl Staged {
     }
 
     /// Stages a record, or refuses it when its value does not fit the schema.
-    pub fn push(
-        &mut self,
-        value: &[u8],
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        ingestion_us: i64,
-        source: Option<&str>,
-    ) -> Result<(), Rejected> {
+    pub fn push(&mut self, value: &[u8], origin: Origin<'_>) -> Result<(), Rejected> {
         let fitted = self.values.push(value);
-        self.stage(fitted, value, offset, timestamp_ms, ingestion_us, source)
+        self.stage(fitted, value, origin)
     }
 
     /// [`Staged::push`] for a value whose JSON, `value`, was already decoded
@@ -75,16 +81,14 @@ impl Staged {
         &mut self,
         value: &[u8],
         decoded: &T,
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        ingestion_us: i64,
+        origin: Origin<'_>,
     ) -> Result<(), Rejected> {
         // The raw column must hold UTF-8 whatever the decoder let through.
         let fitted = match std::str::from_utf8(value) {
             Ok(_) => self.values.push_decoded(decoded),
             Err(e) => Err(format!("value is not UTF-8: {e}")),
         };
-        self.stage(fitted, value, offset, timestamp_ms, ingestion_us, None)
+        self.stage(fitted, value, origin)
     }
 
     /// The lineage of a record whose values went in (`fitted`), or its refusal.
@@ -92,11 +96,14 @@ impl Staged {
         &mut self,
         fitted: Result<(), String>,
         value: &[u8],
-        offset: i64,
-        timestamp_ms: Option<i64>,
-        ingestion_us: i64,
-        source: Option<&str>,
+        origin: Origin<'_>,
     ) -> Result<(), Rejected> {
+        let Origin {
+            offset,
+            timestamp_ms,
+            ingestion_us,
+            source,
+        } = origin;
         if let Err(e) = fitted {
             return Err(Rejected {
                 offset,
@@ -197,6 +204,15 @@ mod tests {
         landed_topics(&plan).remove(1)
     }
 
+    fn origin(offset: i64, timestamp_ms: Option<i64>, ingestion_us: i64) -> Origin<'static> {
+        Origin {
+            offset,
+            timestamp_ms,
+            ingestion_us,
+            source: None,
+        }
+    }
+
     #[test]
     fn a_batch_encodes_values_and_lineage() {
         let topic = derived_topic();
@@ -204,14 +220,14 @@ mod tests {
         staged
             .push(
                 br#"{"ID":"a","AMOUNT":1.5,"N":1}"#,
-                10,
-                Some(1_000),
-                5,
-                Some("src:0:3"),
+                Origin {
+                    source: Some("src:0:3"),
+                    ..origin(10, Some(1_000), 5)
+                },
             )
             .unwrap();
         staged
-            .push(br#"{"ID":"b","AMOUNT":null,"N":2}"#, 11, None, 6, None)
+            .push(br#"{"ID":"b","AMOUNT":null,"N":2}"#, origin(11, None, 6))
             .unwrap();
         let batch = staged.encode(&topic, 2).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 2);
@@ -245,7 +261,7 @@ mod tests {
         ];
         let mut refused = Vec::new();
         for (offset, value) in values.into_iter().enumerate() {
-            if let Err(r) = staged.push(value, offset as i64 + 1, Some(7), 0, None) {
+            if let Err(r) = staged.push(value, origin(offset as i64 + 1, Some(7), 0)) {
                 assert_eq!(r.value, value);
                 assert_eq!(r.timestamp_ms, Some(7));
                 assert!(r.reason.starts_with("does not match the stream's schema: "));
@@ -273,10 +289,10 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            staged.push(value, offset as i64, None, 0, None).unwrap();
+            staged.push(value, origin(offset as i64, None, 0)).unwrap();
         }
         let not_utf8 = b"{\"id\":\"a\",\"skipped\":\"\xff\"}";
-        let refused = staged.push(not_utf8, 9, None, 0, None).unwrap_err();
+        let refused = staged.push(not_utf8, origin(9, None, 0)).unwrap_err();
         assert!(refused.reason.contains("UTF-8"), "{}", refused.reason);
         for _ in 0..2 {
             let batch = staged.encode(&topic, 0).unwrap().unwrap();
@@ -286,9 +302,9 @@ mod tests {
                 (r#"{"id":"a","more":1}"#, "{}")
             );
             staged
-                .push(br#"{"id":"a","more":1}"#, 2, None, 0, None)
+                .push(br#"{"id":"a","more":1}"#, origin(2, None, 0))
                 .unwrap();
-            staged.push(b"{}", 3, None, 0, None).unwrap();
+            staged.push(b"{}", origin(3, None, 0)).unwrap();
         }
     }
 }

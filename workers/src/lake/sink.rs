@@ -19,7 +19,7 @@ use lakehouse::lake::{self, OffsetRange};
 use lakehouse::transaction::Transaction;
 use parquet::file::properties::WriterProperties;
 
-use super::encode::{Rejected, Staged};
+use super::encode::{Origin, Rejected, Staged};
 use super::files::{self, DataFile};
 use super::lock::PartitionLock;
 use super::recovery::recover;
@@ -332,28 +332,20 @@ impl Sink for LakeSink {
             value: record.value.unwrap_or_default().to_vec(),
             reason,
         };
+        let origin = Origin {
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            ingestion_us,
+            source: record.source,
+        };
         let staged = match (record.value, topic.validation) {
             (None, _) => Err(refuse(
                 "null value (a tombstone) in a stream topic".to_string(),
             )),
             (Some(value), Validation::Transaction) => Transaction::read_strict(value)
                 .map_err(refuse)
-                .and_then(|transaction| {
-                    chunk.staged.push_decoded(
-                        value,
-                        &transaction,
-                        record.offset,
-                        record.timestamp_ms,
-                        ingestion_us,
-                    )
-                }),
-            (Some(value), Validation::SchemaTypes) => chunk.staged.push(
-                value,
-                record.offset,
-                record.timestamp_ms,
-                ingestion_us,
-                record.source,
-            ),
+                .and_then(|transaction| chunk.staged.push_decoded(value, &transaction, origin)),
+            (Some(value), Validation::SchemaTypes) => chunk.staged.push(value, origin),
         };
         match staged {
             Ok(()) => {
