@@ -301,6 +301,10 @@ struct StructColumn {
     children: Vec<Column>,
     /// Which fields the object being read has set.
     seen: Vec<bool>,
+    /// The name each field was last found by when appended from a decoded
+    /// value: serde's field names are `'static`, so one pointer comparison
+    /// finds the field again (`serialize.rs`).
+    static_names: Vec<Option<&'static str>>,
 }
 
 impl StructColumn {
@@ -312,6 +316,7 @@ impl StructColumn {
                 .map(|f| Column::new(f.data_type()))
                 .collect::<Result<_, _>>()?,
             seen: vec![false; fields.len()],
+            static_names: vec![None; fields.len()],
         })
     }
 

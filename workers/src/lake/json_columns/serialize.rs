@@ -67,8 +67,20 @@ impl SerializeStruct for FieldsSerializer<'_> {
         value: &T,
     ) -> Result<(), NotFitting> {
         let column = &mut *self.column;
-        let Some(i) = column.field_index(name, self.next) else {
-            return Ok(());
+        let hinted = column
+            .static_names
+            .get(self.next)
+            .copied()
+            .flatten()
+            .is_some_and(|known| std::ptr::eq(known, name));
+        let i = if hinted {
+            self.next
+        } else {
+            let Some(i) = column.field_index(name, self.next) else {
+                return Ok(());
+            };
+            column.static_names[i] = Some(name);
+            i
         };
         if std::mem::replace(&mut column.seen[i], true) {
             return Err(NotFitting(format!("field {name} appears twice")));
