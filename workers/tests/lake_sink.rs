@@ -295,9 +295,9 @@ fn walk_hidden(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// mid-run and the survivor, never restarted, lands everything.
 ///
 /// The survivor takes the dead member's partitions by itself: on Tansu 0.6
-/// through the group watch (it notices that it owns less than its share of
-/// the live members and rejoins, BROKER.md); on Apache Kafka through the
-/// group's own rebalance after the session timeout.
+/// through the group watch (it notices partitions whose lock nobody holds
+/// and rejoins, BROKER.md); on Apache Kafka through the group's own
+/// rebalance after the session timeout.
 #[test]
 fn partitions_move_between_instances_exactly_once() {
     let broker = start_broker();

@@ -54,33 +54,28 @@ impl JsonColumns {
         let mut deserializer = sonic_rs::Deserializer::from_str(text);
         let decoded = deserializer
             .deserialize_map(ObjectVisitor(&mut self.root))
-            .and_then(|()| deserializer.end());
-        match decoded {
-            Ok(()) => {
-                self.rows += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.root.truncate(self.rows);
-                Err(lakehouse::json::message(&e))
-            }
-        }
+            .and_then(|()| deserializer.end())
+            .map_err(|e| lakehouse::json::message(&e));
+        self.end_row(decoded)
     }
 
     /// Appends a value already decoded, by the rules of [`JsonColumns::push`]
     /// (its fields by name, each value as its JSON would be read), or leaves
     /// the columns as they were and says why it does not fit.
     pub fn push_decoded<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
-        match value.serialize(serialize::RowSerializer(&mut self.root)) {
-            Ok(()) => {
-                self.rows += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.root.truncate(self.rows);
-                Err(e.0)
-            }
+        let appended = value
+            .serialize(serialize::RowSerializer(&mut self.root))
+            .map_err(|e| e.0);
+        self.end_row(appended)
+    }
+
+    /// Counts the row just appended, or cuts every column back to the rows before it.
+    fn end_row(&mut self, appended: Result<(), String>) -> Result<(), String> {
+        match appended {
+            Ok(()) => self.rows += 1,
+            Err(_) => self.root.truncate(self.rows),
         }
+        appended
     }
 
     /// The rows so far as arrays, one per schema field; the columns start empty again.

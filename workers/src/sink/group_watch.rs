@@ -110,13 +110,10 @@ impl GroupWatch {
                     .map(|p| TopicPartition::new(t.name(), p.id()))
             })
             .collect();
-        let mine: BTreeSet<TopicPartition> = consumer
-            .assignment()
-            .ok()?
-            .elements()
-            .iter()
-            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-            .collect();
+        let mine: BTreeSet<TopicPartition> =
+            super::runner::partitions_of(&consumer.assignment().ok()?)
+                .into_iter()
+                .collect();
         let sink = super::runner::lock(sink);
         Some(orphans(&all, &mine, |tp| sink.is_owned_elsewhere(tp)))
     }

@@ -67,9 +67,6 @@ pub struct RunnerStats {
     pub committed_positions: AtomicU64,
     pub rebalances: AtomicU64,
     pub owned_partitions: AtomicU64,
-    /// Times this instance left and rejoined its group because the group
-    /// left partitions without a live owner ([`super::group_watch`]).
-    pub rejoins: AtomicU64,
 }
 
 struct SinkContext<S> {
@@ -189,7 +186,7 @@ impl<S: Sink> SinkContext<S> {
     }
 }
 
-fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+pub(super) fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
         .map(|e| TopicPartition::new(e.topic(), e.partition()))
@@ -380,7 +377,6 @@ pub fn run<S: Sink + 'static>(
             drop(consumer);
             consumer = new_consumer()?;
             paused = false;
-            stats.rejoins.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let full = lock(&sink).is_full();
