@@ -119,13 +119,13 @@ SELECT * FROM transactions_flat WHERE amount > 700 EMIT CHANGES;
 CREATE STREAM blacklisted_city_transactions AS
 SELECT transaction_id, user_id, amount, city, country, status
 FROM transactions_flat
-WHERE city IN ('Paris', 'Mumbai', 'Sao Paulo') OR (country = 'USA' AND city = 'Chicago')
+WHERE city IN ('Paris', 'Mumbai', 'Sao Paulo', 'São Paulo') OR (country = 'USA' AND city = 'Chicago')
 EMIT CHANGES;
 
 CREATE STREAM clean_city_transactions AS
 SELECT transaction_id, user_id, amount, city, country, status
 FROM transactions_flat
-WHERE NOT (city IN ('Paris', 'Mumbai', 'Sao Paulo') OR (country = 'USA' AND city = 'Chicago'))
+WHERE NOT (city IN ('Paris', 'Mumbai', 'Sao Paulo', 'São Paulo') OR (country = 'USA' AND city = 'Chicago'))
 EMIT CHANGES;
 
 -- One stream per status.

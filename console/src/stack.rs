@@ -7,10 +7,8 @@
 //! stack: their parent-death signal then fires only when `lakectl` ends.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,18 +20,17 @@ use lakehouse::postgres::{
     apply_user_schema, connect_with_retry, create_database_if_missing, redact_url,
 };
 use lakehouse::Settings;
-use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
 use lakehouse_streamsql::Plan;
-use lakehouse_workers::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
-use lakehouse_workers::purge::{self, PurgeArgs};
-use lakehouse_workers::sink::{self, runner::RunnerConfig, runner::RunnerStats};
-use lakehouse_workers::warehouse::{warehouse_tables, TableSink, TableSinkArgs};
+use lakehouse_workers::jobs;
+use lakehouse_workers::lake::LakeSinkArgs;
+use lakehouse_workers::purge::PurgeArgs;
+use lakehouse_workers::registry::{ComponentState, Registry, RegistryFile};
+use lakehouse_workers::stream_sql::StreamSqlArgs;
+use lakehouse_workers::supervisor::{Backoff, RestartSchedule, Supervisor};
+use lakehouse_workers::warehouse::TableSinkArgs;
 use tokio::runtime::Runtime;
 
 use crate::state::{ManagedProcess, StackFile, StackLock};
-
-/// How many times a component that dies is restarted before the stack gives up.
-const MAX_RESTARTS: u32 = 5;
 
 /// The topics the stack creates on start.
 pub fn required_topics(settings: &Settings) -> Vec<TopicSpec> {
@@ -43,72 +40,18 @@ pub fn required_topics(settings: &Settings) -> Vec<TopicSpec> {
     )]
 }
 
-type WorkerBody = dyn Fn(&AtomicBool) -> Result<(), String> + Send + Sync;
-
-/// A worker (stream SQL, lake sink, purge schedule) on a thread of `lakectl
-/// up`: restartable after a failure, stopped through its flag so that it
-/// ends with a checkpoint or a flush.
-struct WorkerThread {
-    name: &'static str,
-    body: Arc<WorkerBody>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), String>>>,
-}
-
-impl WorkerThread {
-    fn start(
-        name: &'static str,
-        body: impl Fn(&AtomicBool) -> Result<(), String> + Send + Sync + 'static,
-    ) -> Self {
-        let mut worker = Self {
-            name,
-            body: Arc::new(body),
-            stop: Arc::new(AtomicBool::new(false)),
-            thread: None,
-        };
-        worker.spawn();
-        worker
-    }
-
-    fn spawn(&mut self) {
-        let (body, stop) = (Arc::clone(&self.body), Arc::clone(&self.stop));
-        self.thread = Some(
-            std::thread::Builder::new()
-                .name(self.name.into())
-                .spawn(move || body(&stop))
-                .expect("spawn a worker thread"),
-        );
-    }
-
-    /// The error that stopped the worker, if it stopped.
-    fn failure(&mut self) -> Option<String> {
-        if !self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
-            return None;
-        }
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => Some(e),
-            Some(Err(_)) => Some("it panicked".into()),
-            _ => Some("it stopped".into()),
-        }
-    }
-
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// A running single-machine stack.
 pub struct Stack {
     settings: Settings,
-    /// In start order; stopped in reverse.
-    workers: Vec<WorkerThread>,
+    /// The workers, on threads of this process; stopped last started first.
+    workers: Supervisor,
     // Field order is stop order: PostgreSQL last, so nothing loses its database early.
     broker: Option<LocalBroker>,
     postgres: Option<LocalPostgres>,
-    restarts: u32,
+    /// When each child process that died is started again.
+    broker_restarts: RestartSchedule,
+    postgres_restarts: RestartSchedule,
+    backoff: Backoff,
     started_at: chrono::DateTime<chrono::Utc>,
     _lock: StackLock,
 }
@@ -126,12 +69,15 @@ impl Stack {
         // A bad statement file is reported before anything starts.
         let plan = Arc::new(lakehouse_streamsql::load_file(sql)?);
         let prerequisites = check_prerequisites(settings)?;
+        let backoff = Backoff::default();
         let mut stack = Stack {
             settings: settings.clone(),
-            workers: Vec::new(),
+            workers: Supervisor::new(Registry::default(), backoff),
             broker: None,
             postgres: None,
-            restarts: 0,
+            broker_restarts: RestartSchedule::default(),
+            postgres_restarts: RestartSchedule::default(),
+            backoff,
             started_at: chrono::Utc::now(),
             _lock: lock,
         };
@@ -171,34 +117,49 @@ impl Stack {
         }
 
         runtime.block_on(stack.prepare_storage())?;
-        let config = RuntimeConfig::new(
-            settings.kafka_bootstrap(),
-            settings.state_dir.join("stream-sql"),
-        );
-        step(
-            "stream-sql",
-            &format!(
-                "{} ({} streams, {} tables; dead letters in {})",
-                sql.display(),
-                plan.streams().count(),
-                plan.tables().count(),
-                config.dlq_topic
-            ),
-        );
-        let stream_sql_plan = Arc::clone(&plan);
-        stack
-            .workers
-            .push(WorkerThread::start("stream-sql", move |stop| {
-                let stats = RuntimeStats::default();
-                runtime::run(Arc::clone(&stream_sql_plan), &config, stop, &stats)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }));
-        stack.workers.push(lake_sink_worker(settings, &plan)?);
-        stack.workers.push(table_sink_worker(settings, &plan)?);
-        stack.workers.push(purge_worker(settings)?);
+        stack.start_workers(plan, sql)?;
         stack.stack_file().write(&settings.state_dir)?;
         Ok(stack)
+    }
+
+    /// Every worker, built from its settings as its binary builds it.
+    fn start_workers(&mut self, plan: Arc<Plan>, sql: &Path) -> Result<()> {
+        let settings = &self.settings;
+        let stream_sql = jobs::stream_sql(settings, Arc::clone(&plan), &StreamSqlArgs::from_env());
+        step(
+            "stream-sql",
+            &format!("{} ({})", sql.display(), stream_sql.summary),
+        );
+        let lake_sink = jobs::lake_sink(settings, &plan, &LakeSinkArgs::from_env())?;
+        step("lake-sink", &lake_sink.summary);
+        let url = settings
+            .warehouse_url()
+            .context("the warehouse has no URL yet")?;
+        // Schema problems (a changed type or key) stop `up` here, with the message.
+        let table_sink = jobs::table_sink(settings, &plan, &TableSinkArgs::from_env(), &url, true)
+            .map_err(anyhow::Error::msg)?;
+        step("table-sink", &table_sink.summary);
+        let purge = jobs::purge(settings, &PurgeArgs::from_env(), Some(PURGE_INTERVAL))?;
+        step("purge", &purge.summary);
+        for job in [stream_sql, lake_sink, table_sink, purge] {
+            self.workers.start(job);
+        }
+        self.registry().register("broker", None);
+        self.registry().register("postgres", None);
+        self.write_registry();
+        Ok(())
+    }
+
+    /// Every component's state and counters.
+    pub fn registry(&self) -> &Registry {
+        self.workers.registry()
+    }
+
+    fn write_registry(&self) {
+        let path = RegistryFile::path(&self.settings.state_dir);
+        if let Err(e) = self.registry().write_to(&path) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
     }
 
     fn broker_spec(&self, binary: PathBuf) -> BrokerSpec {
@@ -285,59 +246,47 @@ impl Stack {
         }
     }
 
-    /// Restarts a component that died; fails after too many restarts.
+    /// Restarts what died, with backoff, for as long as it takes: a worker
+    /// thread through the supervisor, the broker and PostgreSQL here. Only a
+    /// failure no restart fixes stops a worker (the others go on). Also
+    /// writes the registry for `lakectl status`.
     pub fn check_components(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let registry = self.workers.registry().clone();
         let mut restarted = false;
         if let Some(broker) = self.broker.as_mut() {
-            if let Some(status) = broker.exited() {
-                count_restart(&mut self.restarts, || {
-                    format!(
-                        "the broker keeps dying ({status}); see {}",
-                        broker.log_file().display()
-                    )
-                })?;
-                tracing::error!("the broker exited ({status}); restarting it");
-                broker.restart()?;
-                restarted = true;
-            }
+            restarted |= keep_process_alive(
+                "broker",
+                broker.exited(),
+                &mut self.broker_restarts,
+                &self.backoff,
+                &registry,
+                now,
+                || broker.restart().map_err(|e| e.to_string()),
+            );
         }
         if let Some(postgres) = self.postgres.as_mut() {
-            if let Some(status) = postgres.exited() {
-                count_restart(&mut self.restarts, || {
-                    format!(
-                        "PostgreSQL keeps dying ({status}); see {}",
-                        postgres.log_file().display()
-                    )
-                })?;
-                tracing::error!("PostgreSQL exited ({status}); restarting it");
-                postgres.restart()?;
-                restarted = true;
-            }
+            restarted |= keep_process_alive(
+                "postgres",
+                postgres.exited(),
+                &mut self.postgres_restarts,
+                &self.backoff,
+                &registry,
+                now,
+                || postgres.restart().map_err(|e| e.to_string()),
+            );
         }
-        for worker in &mut self.workers {
-            if let Some(error) = worker.failure() {
-                let name = worker.name;
-                count_restart(&mut self.restarts, || {
-                    format!("{name} keeps failing: {error}")
-                })?;
-                tracing::error!(
-                    "{name} stopped ({error}); restarting it from its durable position"
-                );
-                worker.spawn();
-            }
-        }
+        self.workers.check();
         if restarted {
             self.stack_file().write(&self.settings.state_dir)?;
         }
+        self.write_registry();
         Ok(())
     }
 
     /// Stops everything, in reverse start order.
     pub fn shutdown(mut self) {
-        while let Some(mut worker) = self.workers.pop() {
-            worker.stop();
-            step("stopped", worker.name);
-        }
+        self.workers.stop_all(&mut |name| step("stopped", name));
         if let Some(mut broker) = self.broker.take() {
             broker.stop();
             step("stopped", "broker");
@@ -346,121 +295,95 @@ impl Stack {
             postgres.stop();
             step("stopped", "postgres");
         }
+        self.write_registry();
         StackFile::remove(&self.settings.state_dir);
     }
 }
 
 impl Stack {
     fn has_worker(&self, name: &str) -> bool {
-        self.workers.iter().any(|w| w.name == name)
+        self.workers.has(name)
     }
 }
 
-/// The lake sink over the plan's streams, with its settings from the environment.
-fn lake_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
-    let args = LakeSinkArgs::from_env();
-    let config = args
-        .config(&settings.data_lake_dir)
-        .map_err(anyhow::Error::msg)?;
-    let topics = landed_topics(plan);
-    let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), args.group_id.clone());
-    runner_config.session_timeout = Duration::from_millis(args.session_timeout_ms);
-    step(
-        "lake-sink",
-        &format!(
-            "{} topics into {} (group {})",
-            topics.len(),
-            settings.data_lake_dir.display(),
-            args.group_id
-        ),
-    );
-    Ok(WorkerThread::start("lake-sink", move |stop| {
-        let sink = LakeSink::new(
-            config.clone(),
-            topics.clone(),
-            Arc::new(LakeSinkStats::default()),
-        );
-        sink::runner::run(sink, &runner_config, stop, Arc::new(RunnerStats::default()))
-            .map_err(|e| e.to_string())
-    }))
-}
-
-/// The table sink over the plan's tables, into the warehouse database.
-fn table_sink_worker(settings: &Settings, plan: &Plan) -> Result<WorkerThread> {
-    let args = TableSinkArgs::from_env();
-    let url = settings
-        .warehouse_url()
-        .context("the warehouse has no URL yet")?;
-    let config = args.config(&url);
-    let tables = warehouse_tables(plan);
-    let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), args.group_id.clone());
-    runner_config.session_timeout = Duration::from_millis(args.session_timeout_ms);
-    runner_config.assignment = args.assignment;
-    // Schema problems (a changed type or key) stop `up` here, with the message;
-    // the sink connected here is the worker's first run.
-    let (sink, changes) = TableSink::connect(config.clone(), tables.clone(), Arc::default())?;
-    let first_run = std::sync::Mutex::new(Some(sink));
-    for change in &changes {
-        tracing::info!("warehouse: {change}");
-    }
-    step(
-        "table-sink",
-        &format!(
-            "{} tables into {} (group {})",
-            tables.len(),
-            redact_url(&url),
-            args.group_id
-        ),
-    );
-    Ok(WorkerThread::start("table-sink", move |stop| {
-        let connected = first_run.lock().ok().and_then(|mut s| s.take());
-        let sink = match connected {
-            Some(sink) => sink,
-            // A restart after a failure connects afresh.
-            None => {
-                TableSink::connect(config.clone(), tables.clone(), Arc::default())
-                    .map_err(|e| e.to_string())?
-                    .0
-            }
-        };
-        sink::runner::run(sink, &runner_config, stop, Arc::new(RunnerStats::default()))
-            .map_err(|e| e.to_string())
-    }))
-}
-
-/// The lake's retention, applied hourly.
-fn purge_worker(settings: &Settings) -> Result<WorkerThread> {
-    let args = PurgeArgs::from_env();
-    let policy = args.policy()?;
-    let (lake, log) = (settings.data_lake_dir.clone(), settings.log_dir.clone());
-    step(
-        "purge",
-        &format!(
-            "hourly, keeping {} days (records in {})",
-            policy.default_days,
-            purge::runs_path(&log).display()
-        ),
-    );
-    Ok(WorkerThread::start("purge", move |stop| loop {
-        purge::run_and_record(&lake, &log, &policy, args.dry_run).map_err(|e| e.to_string())?;
-        let next = std::time::Instant::now() + PURGE_INTERVAL;
-        while std::time::Instant::now() < next {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
+/// Starts a child process again once its backoff delay has passed after it
+/// died (`exited`), and keeps the registry's state for it. True when it was
+/// restarted now.
+fn keep_process_alive(
+    name: &str,
+    exited: Option<std::process::ExitStatus>,
+    schedule: &mut RestartSchedule,
+    backoff: &Backoff,
+    registry: &Registry,
+    now: Instant,
+    restart: impl FnOnce() -> Result<(), String>,
+) -> bool {
+    let Some(status) = exited else {
+        if !matches!(
+            registry.get(name).map(|c| c.state),
+            Some(ComponentState::Running { .. })
+        ) {
+            schedule.started(now);
+            registry.set_state(
+                name,
+                ComponentState::Running {
+                    since: chrono::Utc::now(),
+                },
+            );
         }
-    }))
+        return false;
+    };
+    if !schedule.due(now) {
+        if !matches!(
+            registry.get(name).map(|c| c.state),
+            Some(ComponentState::Restarting { .. })
+        ) {
+            let delay = schedule.failed(now, backoff);
+            let error = format!("exited ({status})");
+            tracing::error!("{name} {error}; restarting it in {delay:?}");
+            registry.record_error(name, &error);
+            registry.set_state(
+                name,
+                ComponentState::Restarting {
+                    attempt: schedule.attempt,
+                    next_attempt_at: chrono::Utc::now()
+                        + chrono::Duration::from_std(delay).unwrap_or_default(),
+                },
+            );
+        }
+        return false;
+    }
+    registry.count_restart(name);
+    match restart() {
+        Ok(()) => {
+            tracing::info!("{name} restarted");
+            schedule.started(now);
+            registry.set_state(
+                name,
+                ComponentState::Running {
+                    since: chrono::Utc::now(),
+                },
+            );
+            true
+        }
+        Err(e) => {
+            let delay = schedule.failed(now, backoff);
+            tracing::error!("{name} did not restart ({e}); trying again in {delay:?}");
+            registry.record_error(name, &e);
+            registry.set_state(
+                name,
+                ComponentState::Restarting {
+                    attempt: schedule.attempt,
+                    next_attempt_at: chrono::Utc::now()
+                        + chrono::Duration::from_std(delay).unwrap_or_default(),
+                },
+            );
+            false
+        }
+    }
 }
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// Counts one more restart; the error when the stack has restarted too often.
-fn count_restart(restarts: &mut u32, why: impl FnOnce() -> String) -> Result<()> {
-    *restarts += 1;
-    anyhow::ensure!(*restarts <= MAX_RESTARTS, "{}", why());
-    Ok(())
-}
 
 fn step(what: &str, detail: &str) {
     println!("  \u{2713} {what:<10} {detail}");

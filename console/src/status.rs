@@ -13,6 +13,9 @@ use lakehouse::{kafka, Settings};
 use serde::Serialize;
 
 use lakehouse_workers::lake::inventory::{inventory, TopicInventory};
+use lakehouse_workers::registry::{
+    ComponentSnapshot, ComponentState as RegistryState, Counters, RegistryFile,
+};
 
 use crate::stack::required_topics;
 use crate::state::StackFile;
@@ -29,6 +32,11 @@ pub enum ComponentState {
     Stopped,
     /// Should be there but does not answer.
     Unreachable,
+    /// Failed on something worth waiting out (a slow broker, PostgreSQL
+    /// away); started again with backoff. `restarts` and `detail` say more.
+    Restarting,
+    /// Stopped by an error no restart fixes (`detail`); the rest runs on.
+    Failed,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +52,52 @@ pub struct ComponentStatus {
     pub detail: Option<String>,
     /// Records not yet processed (consumers only): high watermark − committed offset.
     pub lag: Option<i64>,
+    /// Times `lakectl up` restarted it (supervised components).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+    /// The last error it failed with, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Records in and out, bytes written and dead letters since `up` (workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters: Option<Counters>,
+}
+
+impl ComponentStatus {
+    /// Adds what the stack's registry says of the component: restarts, the
+    /// last error, counters, and a restarting or failed state.
+    fn with_registry(mut self, entry: Option<&ComponentSnapshot>) -> Self {
+        let Some(entry) = entry else {
+            return self;
+        };
+        self.restarts = Some(entry.restarts);
+        self.last_error = entry.last_error.clone();
+        self.last_error_at = entry.last_error_at;
+        if entry.counters != Counters::default() {
+            self.counters = Some(entry.counters.clone());
+        }
+        match &entry.state {
+            RegistryState::Restarting {
+                attempt,
+                next_attempt_at,
+            } => {
+                self.state = ComponentState::Restarting;
+                self.detail = Some(format!(
+                    "restart {attempt} at {}: {}",
+                    next_attempt_at.format("%H:%M:%S"),
+                    entry.last_error.as_deref().unwrap_or("failed")
+                ));
+            }
+            RegistryState::Failed { .. } => {
+                self.state = ComponentState::Failed;
+                self.detail = entry.last_error.clone();
+            }
+            _ => {}
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -220,6 +274,17 @@ pub async fn collect(settings: &Settings) -> StatusReport {
             table_lag,
         ),
     );
+    // What the running stack's supervisor says: restarts, errors, counters.
+    if let Some(registry) = stack
+        .as_ref()
+        .and_then(|_| RegistryFile::read(&settings.state_dir))
+    {
+        for (key, status) in components.iter_mut() {
+            let name = key.replace('_', "-");
+            let entry = registry.components.iter().find(|c| c.name == name);
+            *status = status.clone().with_registry(entry);
+        }
+    }
     let topics = required_topics(settings)
         .into_iter()
         .map(|spec| {
@@ -290,6 +355,10 @@ fn worker_component(
             .is_none()
             .then(|| "runs inside `lakectl up`".to_string()),
         lag,
+        restarts: None,
+        last_error: None,
+        last_error_at: None,
+        counters: None,
     }
 }
 
@@ -316,6 +385,10 @@ fn component(
         log_file: process.map(|p| p.log_file.clone()),
         detail,
         lag: None,
+        restarts: None,
+        last_error: None,
+        last_error_at: None,
+        counters: None,
     }
 }
 
@@ -343,6 +416,8 @@ pub fn render_text(report: &StatusReport) -> String {
             ComponentState::Running => "running",
             ComponentState::Stopped => "stopped",
             ComponentState::Unreachable => "UNREACHABLE",
+            ComponentState::Restarting => "RESTARTING",
+            ComponentState::Failed => "FAILED",
         };
         let origin = if c.managed { "local" } else { "external" };
         let pid = c.pid.map(|p| format!("pid {p}")).unwrap_or_default();
@@ -351,8 +426,15 @@ pub fn render_text(report: &StatusReport) -> String {
             "  {name:<10} {state:<12} {origin:<9} {pid:<10} {}{lag}\n",
             c.endpoint
         ));
-        if let (ComponentState::Unreachable, Some(detail)) = (c.state, &c.detail) {
+        let explained = matches!(
+            c.state,
+            ComponentState::Unreachable | ComponentState::Restarting | ComponentState::Failed
+        );
+        if let (true, Some(detail)) = (explained, &c.detail) {
             out.push_str(&format!("            {detail}\n"));
+        }
+        if let Some(restarts) = c.restarts.filter(|r| *r > 0) {
+            out.push_str(&format!("            restarted {restarts} times\n"));
         }
     }
     for t in &report.topics {

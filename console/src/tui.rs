@@ -99,6 +99,8 @@ pub fn draw(frame: &mut Frame, snapshot: Option<&(Instant, StatusReport)>, quit_
                 ComponentState::Running => ("running", Color::Green),
                 ComponentState::Stopped => ("stopped", Color::Yellow),
                 ComponentState::Unreachable => ("unreachable", Color::Red),
+                ComponentState::Restarting => ("restarting", Color::Yellow),
+                ComponentState::Failed => ("FAILED", Color::Red),
             };
             rows.push(
                 Row::new(vec![

@@ -21,15 +21,16 @@ pub struct TransactionGenerator {
 }
 
 impl TransactionGenerator {
-    /// `thread` is the producer thread number written in each record (1-based).
+    /// `thread` is the producer thread number written in each record
+    /// (from 0, as the classic producer numbers them).
     pub fn new(seed: u64, thread: i32, backdate_days: u32) -> Self {
-        assert!(thread >= 1, "thread numbers start at 1");
+        assert!(thread >= 0, "thread numbers start at 0");
         let stream = splitmix64(seed ^ (thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         Self {
             rng: ChaCha8Rng::seed_from_u64(stream),
             seed,
             thread,
-            next_message_number: 1,
+            next_message_number: 0,
             backdate_millis: i64::from(backdate_days) * 86_400_000,
         }
     }
@@ -64,17 +65,12 @@ impl TransactionGenerator {
         };
         let (country, cities) = LOCATIONS[rng.gen_range(0..LOCATIONS.len())];
         let city = pick(rng, &cities);
-        let (ship_country, ship_cities) = LOCATIONS[rng.gen_range(0..LOCATIONS.len())];
-        let ship_city = pick(rng, &ship_cities);
-        let user_name = if rng.gen_bool(0.5) {
-            pick(rng, &FIRST_NAMES)
-        } else {
-            pick(rng, &LAST_NAMES)
-        };
+        let user_name = pick(rng, &NAMES);
 
         Transaction {
-            transaction_id: format!("TXN-{transaction_number:08X}"),
-            timestamp: event_time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            transaction_id: format!("TXN-{transaction_number:08x}"),
+            // Python's isoformat() of a naive time, plus "Z", as the classic producer writes it.
+            timestamp: event_time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
             user_id: format!("USER-{}", rng.gen_range(USER_ID_RANGE)),
             user_name: user_name.to_string(),
             product_id: format!("PROD-{}", rng.gen_range(PRODUCT_ID_RANGE)),
@@ -90,31 +86,27 @@ impl TransactionGenerator {
             product_category: pick(rng, &PRODUCT_CATEGORIES).to_string(),
             quantity: rng.gen_range(QUANTITY_RANGE),
             shipping_address: ShippingAddress {
-                street: format!(
-                    "{} {} {}",
-                    rng.gen_range(1..=9999),
-                    pick(rng, &STREET_NAMES),
-                    pick(rng, &STREET_SUFFIXES)
-                ),
-                zip: format!("{:05}", rng.gen_range(0..=99_999)),
-                city: ship_city.to_string(),
-                country: ship_country.to_string(),
+                street: format!("{} Main St", rng.gen_range(STREET_NUMBER_RANGE)),
+                zip: rng.gen_range(ZIP_RANGE).to_string(),
+                // The buyer's own city, as the classic producer ships.
+                city: city.to_string(),
+                country: country.to_string(),
             },
             device_info: DeviceInfo {
                 os: pick(rng, &OPERATING_SYSTEMS).to_string(),
                 browser: pick(rng, &BROWSERS).to_string(),
                 ip_address: format!(
                     "{}.{}.{}.{}",
-                    rng.gen_range(1..=223),
-                    rng.gen_range(0..=255),
-                    rng.gen_range(0..=255),
-                    rng.gen_range(1..=254)
+                    rng.gen_range(1..=255),
+                    rng.gen_range(1..=255),
+                    rng.gen_range(1..=255),
+                    rng.gen_range(1..=255)
                 ),
             },
             customer_rating: rng.gen_bool(0.5).then(|| rng.gen_range(RATING_RANGE)),
             discount_code: rng
                 .gen_bool(0.5)
-                .then(|| format!("DISCOUNT-{:03}", rng.gen_range(DISCOUNT_CODE_RANGE))),
+                .then(|| format!("DISCOUNT-{}", rng.gen_range(DISCOUNT_CODE_RANGE))),
             tax_amount: tax_cents / 100.0,
             thread: self.thread,
             message_number,
@@ -164,7 +156,7 @@ mod tests {
     #[test]
     fn every_field_stays_in_its_domain_over_many_seeds() {
         for seed in 0..200 {
-            let mut generator = TransactionGenerator::new(seed, 1 + (seed % 4) as i32, 30);
+            let mut generator = TransactionGenerator::new(seed, (seed % 4) as i32, 30);
             for _ in 0..200 {
                 let t = generator.next_transaction(now());
                 t.validate()
@@ -199,6 +191,14 @@ mod tests {
             PRODUCT_CATEGORIES.len()
         );
         assert_eq!(distinct(&|t| t.location.city.clone()).len(), 50);
+        assert_eq!(distinct(&|t| t.user_name.clone()).len(), NAMES.len());
+        assert_eq!(
+            distinct(&|t| t.device_info.os.clone()).len(),
+            OPERATING_SYSTEMS.len()
+        );
+        assert!(records
+            .iter()
+            .all(|t| t.shipping_address.city == t.location.city));
         assert_eq!(distinct(&|t| t.quantity.to_string()).len(), 10);
         let null_ratings = records
             .iter()
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn transaction_ids_are_unique_within_a_run() {
         let mut ids = HashSet::new();
-        for thread in 1..=4 {
+        for thread in 0..4 {
             let mut g = TransactionGenerator::new(9, thread, 30);
             for _ in 0..50_000 {
                 assert!(ids.insert(g.next_transaction(now()).transaction_id));
@@ -252,13 +252,13 @@ mod tests {
 
     #[test]
     fn numbering_and_backdating() {
-        let mut g = TransactionGenerator::new(1, 3, 0);
+        let mut g = TransactionGenerator::new(1, 0, 0);
         let first = g.next_transaction(now());
         let second = g.next_transaction(now());
-        assert_eq!((first.thread, first.message_number), (3, 1));
-        assert_eq!(second.message_number, 2);
+        assert_eq!((first.thread, first.message_number), (0, 0));
+        assert_eq!(second.message_number, 1);
         assert_eq!(
-            first.timestamp, "2026-11-24T07:47:40.000Z",
+            first.timestamp, "2026-11-24T07:47:40.000000Z",
             "no back-dating with 0 days"
         );
         assert_eq!(first.timestamp_of_reception_log, "24/11/2026 07:47:40");

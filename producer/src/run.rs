@@ -182,7 +182,7 @@ impl ProduceRun {
             .map(|index| {
                 let worker = Worker {
                     options: options.clone(),
-                    thread_number: index as i32 + 1,
+                    thread_number: index as i32,
                     quota: share(options.count, options.threads, index),
                     rate: options.rate.map(|r| r / f64::from(options.threads)),
                     producer: Arc::clone(&producer),

@@ -189,17 +189,13 @@ pub fn decode_key(
                 (Json::Object(map), [_, _, ..]) => columns
                     .iter()
                     .map(|c| {
-                        let field = map
-                            .iter()
-                            .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
-                            .map(|(_, v)| v)
-                            .unwrap_or(&Json::Null);
-                        json_to_value(field, &c.ty)
-                            .ok_or_else(|| format!("key column {} is not {}", c.name, c.ty))
+                        let field = crate::json_rules::lookup(map, &c.name, &c.name.to_lowercase());
+                        crate::json_rules::coerce(field, &c.ty)
+                            .map_err(|e| format!("key column {}: {e}", c.name))
                     })
                     .collect::<Result<_, _>>()?,
-                (_, [column]) => vec![json_to_value(&json, &column.ty)
-                    .ok_or_else(|| format!("key is not {}", column.ty))?],
+                (_, [column]) => vec![crate::json_rules::coerce(Some(&json), &column.ty)
+                    .map_err(|e| format!("key: {e}"))?],
                 _ => return Err("a JSON key of several columns must be an object".into()),
             }
         }
@@ -208,33 +204,6 @@ pub fn decode_key(
         return Err("a key column is null".into());
     }
     Ok((values, window_start))
-}
-
-/// A JSON value as a value of `ty`; `None` when it is not one.
-pub fn json_to_value(json: &Json, ty: &SqlType) -> Option<Value> {
-    Some(match (json, ty) {
-        (Json::Null, _) => Value::Null,
-        (Json::Bool(b), SqlType::Boolean) => Value::Bool(*b),
-        (Json::Number(n), SqlType::Int) => Value::Int(i32::try_from(n.as_i64()?).ok()?.into()),
-        (Json::Number(n), SqlType::Bigint) => Value::Int(n.as_i64()?),
-        (Json::Number(n), SqlType::Double) => Value::Double(n.as_f64()?),
-        (Json::String(s), SqlType::String) => Value::str(s),
-        (Json::Object(map), SqlType::Struct(fields)) => Value::Struct(
-            fields
-                .iter()
-                .map(|(name, ty)| {
-                    let field = map
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v)
-                        .unwrap_or(&Json::Null);
-                    json_to_value(field, ty)
-                })
-                .collect::<Option<Vec<_>>>()?
-                .into(),
-        ),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

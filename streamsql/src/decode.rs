@@ -7,8 +7,9 @@
 //! source streams read: no intermediate JSON tree, one allocation per text
 //! value. A value that does not fit its type is recorded as such and fails
 //! only the streams that read it. The rules themselves live in one place,
-//! [`coerce`]: the direct path handles the common cases and hands every other
-//! to it, so that both paths give the same value or the same message.
+//! [`crate::json_rules`], shared with the lake and the warehouse: the direct
+//! path handles the common cases and hands every other to it, so that both
+//! paths give the same value or the same message.
 
 use std::fmt;
 
@@ -17,6 +18,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use crate::json_rules::{check_text, coerce};
 use crate::plan::Column;
 use crate::types::SqlType;
 use crate::value::Value;
@@ -249,7 +251,7 @@ impl<'de> Visitor<'de> for &TypeReader {
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(match self {
-            TypeReader::Scalar(SqlType::String) => Ok(Value::str(v)),
+            TypeReader::Scalar(SqlType::String) => check_text(v).map(|()| Value::str(v)),
             _ => self.coerce(Json::String(v.to_owned())),
         })
     }
@@ -391,99 +393,6 @@ impl RowDecoder {
     }
 }
 
-fn json_kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
-}
-
-fn lookup<'a>(
-    object: &'a serde_json::Map<String, Json>,
-    name: &str,
-    lower: &str,
-) -> Option<&'a Json> {
-    object.get(lower).or_else(|| object.get(name)).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
-/// A JSON value as a SQL type, or why it is not one.
-fn coerce(field: Option<&Json>, ty: &SqlType) -> Result<Value, String> {
-    let Some(v) = field else {
-        return Ok(Value::Null);
-    };
-    let wrong = || {
-        format!(
-            "expected {ty}, found {} {}",
-            json_kind(v),
-            truncate(&v.to_string())
-        )
-    };
-    Ok(match (ty, v) {
-        (_, Json::Null) => Value::Null,
-        (SqlType::String, Json::String(s)) => Value::str(s),
-        (SqlType::String, Json::Number(n)) => Value::str(&n.to_string()),
-        (SqlType::String, Json::Bool(b)) => Value::str(if *b { "true" } else { "false" }),
-        (SqlType::Int, Json::Number(n)) => {
-            let i = n.as_i64().ok_or_else(wrong)?;
-            i32::try_from(i).map_err(|_| format!("{i} is out of range for INT"))?;
-            Value::Int(i)
-        }
-        (SqlType::Bigint, Json::Number(n)) => {
-            Value::Int(n.as_i64().ok_or_else(|| format!("{n} is not a BIGINT"))?)
-        }
-        (SqlType::Int | SqlType::Bigint, Json::String(s)) => {
-            let i: i64 = s.trim().parse().map_err(|_| wrong())?;
-            if *ty == SqlType::Int {
-                i32::try_from(i).map_err(|_| format!("{i} is out of range for INT"))?;
-            }
-            Value::Int(i)
-        }
-        (SqlType::Double, Json::Number(n)) => {
-            Value::Double(n.as_f64().filter(|d| d.is_finite()).ok_or_else(wrong)?)
-        }
-        (SqlType::Double, Json::String(s)) => Value::Double(
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|d| d.is_finite())
-                .ok_or_else(wrong)?,
-        ),
-        (SqlType::Boolean, Json::Bool(b)) => Value::Bool(*b),
-        (SqlType::Boolean, Json::String(s))
-            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
-        {
-            Value::Bool(s.eq_ignore_ascii_case("true"))
-        }
-        (SqlType::Struct(fields), Json::Object(map)) => {
-            let mut out = Vec::with_capacity(fields.len());
-            for (name, fty) in fields {
-                let field = lookup(map, name, &name.to_lowercase());
-                out.push(coerce(field, fty).map_err(|e| format!("field {name}: {e}"))?);
-            }
-            Value::Struct(out.into())
-        }
-        _ => return Err(wrong()),
-    })
-}
-
-fn truncate(s: &str) -> String {
-    if s.len() <= 60 {
-        s.to_string()
-    } else {
-        let cut = (0..=60).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
-        format!("{}… ({} bytes)", &s[..cut], s.len())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +511,41 @@ mod tests {
                     .map_err(|e| format!("column V: {e}"));
                 assert_eq!(direct, rules, "{value} as {ty}");
             }
+        }
+    }
+
+    /// The shared rules' table, through the engine's direct path.
+    #[test]
+    fn the_engine_reads_the_shared_case_table() {
+        use crate::json_rules::{cases, record_cases, value_as_json};
+        for case in cases() {
+            let mut fields = TopicFields::default();
+            let decoder = RowDecoder::new(&[Column::value("V", case.ty.clone())], &mut fields);
+            let record = format!(r#"{{"v":{}}}"#, case.json);
+            let got = decoder
+                .decode(&fields.parse(Some(record.as_bytes())).unwrap(), None)
+                .map(|row| value_as_json(&row[0], &case.ty));
+            match (&got, &case.expected) {
+                (Ok(v), Ok(expected)) => assert_eq!(v, expected, "{} as {}", case.json, case.ty),
+                (Err(e), Err(reason)) => assert!(e.contains(reason), "{e}"),
+                _ => panic!(
+                    "{} as {}: {got:?}",
+                    &case.json[..case.json.len().min(80)],
+                    case.ty
+                ),
+            }
+        }
+        for (record, expected) in record_cases() {
+            let mut fields = TopicFields::default();
+            let decoder = RowDecoder::new(&[Column::value("AMOUNT", SqlType::Double)], &mut fields);
+            let row = decoder
+                .decode(&fields.parse(Some(record.as_bytes())).unwrap(), None)
+                .unwrap();
+            assert_eq!(
+                value_as_json(&row[0], &SqlType::Double),
+                expected,
+                "{record}"
+            );
         }
     }
 

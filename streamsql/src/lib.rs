@@ -12,6 +12,7 @@ pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub mod json_rules;
 pub mod lexer;
 pub mod parser;
 pub mod plan;

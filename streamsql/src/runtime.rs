@@ -27,6 +27,7 @@ use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::engine::{Engine, EngineCounters, InputRecord};
 use crate::plan::{Plan, Query};
 use crate::SOURCE_HEADER;
+use lakehouse::topics::SourcePosition;
 
 /// Most records processed as one batch.
 const MAX_BATCH: usize = 2_000;
@@ -82,6 +83,18 @@ pub enum RuntimeError {
     Delivery(String),
     #[error("cannot restore the checkpoint: {0}")]
     Restore(String),
+}
+
+impl RuntimeError {
+    /// Whether retrying cannot help: the checkpoint does not fit the
+    /// statement file. Broker and storage trouble is worth waiting out.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Restore(_)
+                | RuntimeError::Checkpoint(CheckpointError::PlanChanged { .. })
+        )
+    }
 }
 
 /// Live counters, readable while the engine runs.
@@ -294,7 +307,8 @@ pub fn run(
             .collect();
         let results = engine.process_batch(&inputs, threads);
         for (i, (input, message)) in inputs.iter().zip(&batch).enumerate() {
-            let source = format!("{}:{}:{}", input.topic, input.partition, input.offset);
+            let source =
+                SourcePosition::new(input.topic, input.partition, input.offset).to_string();
             for out in results.outputs(i) {
                 let relation = &plan.relations[out.relation];
                 let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&relation.topic)

@@ -94,18 +94,6 @@ fn main() {
     for codec in codecs() {
         encode_path(&raw_plan, "transaction_log", &values, &codec);
     }
-    if std::env::var("BENCH_TOPIC").is_err() {
-        let started = Instant::now();
-        let valid = values
-            .iter()
-            .filter(|v| lakehouse::transaction::Transaction::check_strict(v).is_ok())
-            .count();
-        let seconds = started.elapsed().as_secs_f64();
-        println!(
-            "| transaction_log: strict validation alone (part of the rows above) | - | {valid} | {seconds:.2} | {:.0} | | | |",
-            valid as f64 / seconds
-        );
-    }
     if std::env::var("BENCH_TOPIC").map_or(true, |only| only == "TRANSACTIONS_FLAT") {
         let (full_plan, flat) = flattened(&values);
         for codec in codecs() {
@@ -467,7 +455,6 @@ fn stages() {
 }
 
 fn stages_of(plan: &lakehouse_streamsql::Plan, name: &str, values: &[Vec<u8>]) {
-    use lakehouse::transaction::Transaction;
     use lakehouse_workers::lake::encode::{Origin, Staged};
     let records = values.len();
     let topic = landed_topics(plan)
@@ -486,12 +473,7 @@ fn stages_of(plan: &lakehouse_streamsql::Plan, name: &str, values: &[Vec<u8>]) {
                 ingestion_us: 2,
                 source: Some("transaction_log:0:1"),
             };
-            if topic.is_source {
-                let transaction = Transaction::read_strict(value).unwrap();
-                staged.push_decoded(value, &transaction, origin).unwrap();
-            } else {
-                staged.push(value, origin).unwrap();
-            }
+            staged.push(value, origin).unwrap();
             if staged.len() == 8192 {
                 batches.push(staged.encode(&topic, 0).unwrap().unwrap());
             }

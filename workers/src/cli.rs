@@ -43,6 +43,19 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// Runs a worker binary's one job until SIGTERM or Ctrl-C, restarting it
+/// with backoff after failures a restart can fix (a slow or absent broker or
+/// PostgreSQL); an error no restart fixes ends the process with its message.
+pub fn supervise(job: crate::supervisor::Job) -> anyhow::Result<()> {
+    let stop = stop_on_signals()?;
+    tracing::info!("{}: {}", job.name, job.summary);
+    let registry = crate::registry::Registry::default();
+    let backoff = crate::supervisor::Backoff::default();
+    let result = crate::supervisor::run_one(&job, &stop, &backoff, &registry);
+    tracing::info!(component = ?registry.get(job.name), "{} stopped", job.name);
+    result.map_err(|failure| anyhow::anyhow!("{} stopped: {failure}", job.name))
+}
+
 /// Prints the error chain and exits 1, or returns.
 pub fn exit_on_error(result: anyhow::Result<()>) {
     if let Err(e) = result {

@@ -551,7 +551,9 @@ fn kill_9_and_a_postgres_restart_leave_every_table_equal_to_its_changelog() {
         if let Some(t) = record
             .value
             .as_deref()
-            .and_then(|v| Transaction::decode_strict(v).ok())
+            .and_then(|v| Transaction::decode(v).ok())
+            // The producer's damaged records are the ones off its own lists.
+            .filter(|t| t.validate().is_ok())
         {
             assert_eq!(latest.get(&t.transaction_id), Some(&t.status));
             valid += 1;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::broker_storage;
 use super::process::Supervised;
 use super::{ports, LocalError};
 use crate::kafka;
@@ -45,6 +46,7 @@ impl LocalBroker {
         let process = Self::spawn(&spec)?;
         let mut broker = Self { spec, process };
         broker.wait_ready()?;
+        broker.index_storage()?;
         Ok(broker)
     }
 
@@ -134,6 +136,28 @@ impl LocalBroker {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.process = Self::spawn(&self.spec)?;
-        self.wait_ready()
+        self.wait_ready()?;
+        self.index_storage()
+    }
+
+    /// The broker's SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.spec.data_dir.join("tansu.db")
+    }
+
+    /// Adds the indexes Tansu's schema lacks (`broker_storage`), idempotently.
+    fn index_storage(&mut self) -> Result<(), LocalError> {
+        match broker_storage::ensure_indexes(&self.database(), self.spec.ready_timeout) {
+            Ok(created) => {
+                for name in created {
+                    tracing::info!("broker storage: created index {name}");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.process.stop(Duration::from_secs(5));
+                Err(self.process.start_failed(e.to_string()))
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! started them.
 
 pub mod broker;
+pub mod broker_storage;
 pub mod ports;
 pub mod postgres;
 pub mod process;

@@ -1,12 +1,12 @@
 //! `lake-purge`: enforces the lake's retention, once or on a schedule.
 
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
 use lakehouse::ConfigArgs;
-use lakehouse_workers::purge::{self, PurgeArgs};
+use lakehouse_workers::purge::PurgeArgs;
 
 /// Removes whole ingestion_date= partitions older than the retention (never today's).
 #[derive(Debug, Parser)]
@@ -30,25 +30,11 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let settings = cli.config.resolve()?;
     let _logs = lakehouse::logging::init("purge", &settings.log_dir, None);
-    let policy = cli.purge.policy()?;
-    let stop = lakehouse_workers::cli::stop_on_signals()?;
-    loop {
-        let report = purge::run_and_record(
-            &settings.data_lake_dir,
-            &settings.log_dir,
-            &policy,
-            cli.purge.dry_run,
-        )?;
-        print!("{}", purge::render(&report));
-        if cli.once {
-            return Ok(());
-        }
-        let next = Instant::now() + Duration::from_secs(cli.interval_minutes.max(1) * 60);
-        while Instant::now() < next {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    let interval = (!cli.once).then(|| Duration::from_secs(cli.interval_minutes.max(1) * 60));
+    let job = lakehouse_workers::jobs::purge(&settings, &cli.purge, interval)?;
+    if cli.once {
+        // One run: a failure is reported, not retried.
+        return (job.body)(&AtomicBool::new(false)).map_err(anyhow::Error::from);
     }
+    lakehouse_workers::cli::supervise(job)
 }

@@ -1,14 +1,10 @@
 //! `table-sink`: keeps one PostgreSQL table per stream-SQL table, exactly once.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use clap::Parser;
 use lakehouse::ConfigArgs;
 use lakehouse_workers::cli::SqlFileArg;
-use lakehouse_workers::sink::runner::{self, RunnerConfig, RunnerStats};
-use lakehouse_workers::warehouse::{warehouse_tables, TableSink, TableSinkArgs, TableSinkStats};
+use lakehouse_workers::warehouse::TableSinkArgs;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,31 +33,7 @@ fn run(cli: Cli) -> Result<()> {
     let url = settings.warehouse_url().context(
         "no PostgreSQL: set --postgres-url / LAKEHOUSE_POSTGRES_URL, or run `lakectl up` first",
     )?;
-    let stats = Arc::new(TableSinkStats::default());
-    let (sink, changes) = TableSink::connect(
-        cli.sink.config(&url),
-        warehouse_tables(&plan),
-        Arc::clone(&stats),
-    )?;
-    for change in changes {
-        tracing::info!("{change}");
-    }
-    let stop = lakehouse_workers::cli::stop_on_signals()?;
-    let mut runner_config = RunnerConfig::new(settings.kafka_bootstrap(), cli.sink.group_id);
-    runner_config.session_timeout = Duration::from_millis(cli.sink.session_timeout_ms);
-    runner_config.assignment = cli.sink.assignment;
-    tracing::info!(
-        "keeping {} tables in {}",
-        sink.tables().len(),
-        lakehouse::postgres::redact_url(&url)
-    );
-    runner::run(
-        sink,
-        &runner_config,
-        &stop,
-        Arc::new(RunnerStats::default()),
-    )
-    .context("table sink stopped")?;
-    tracing::info!(?stats, "table sink stopped");
-    Ok(())
+    // Connected on the first run: a PostgreSQL that is not up yet is waited out.
+    let job = lakehouse_workers::jobs::table_sink(&settings, &plan, &cli.sink, &url, false)?;
+    lakehouse_workers::cli::supervise(job)
 }

@@ -13,7 +13,7 @@ use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::ArrowError;
 
 use super::json_columns::JsonColumns;
-use super::schema::LandedTopic;
+use super::schema::{LandedTopic, Validation};
 
 /// Records of one partition waiting to be encoded.
 #[derive(Debug)]
@@ -56,8 +56,12 @@ pub struct Rejected {
 
 impl Staged {
     pub fn new(topic: &LandedTopic) -> Result<Self, ArrowError> {
+        let mut values = JsonColumns::new(&topic.value_schema)?;
+        if topic.validation == Validation::Transaction {
+            values.require(&lakehouse::transaction::REQUIRED_FIELDS);
+        }
         Ok(Self {
-            values: JsonColumns::new(&topic.value_schema)?,
+            values,
             keeps_raw_json: topic.is_source,
             raw_json: Vec::new(),
             raw_ends: Vec::new(),
@@ -72,22 +76,6 @@ impl Staged {
     /// Stages a record, or refuses it when its value does not fit the schema.
     pub fn push(&mut self, value: &[u8], origin: Origin<'_>) -> Result<(), Rejected> {
         let fitted = self.values.push(value);
-        self.stage(fitted, value, origin)
-    }
-
-    /// [`Staged::push`] for a value whose JSON, `value`, was already decoded
-    /// into `decoded`: the columns are filled from it without a second parse.
-    pub fn push_decoded<T: serde::Serialize>(
-        &mut self,
-        value: &[u8],
-        decoded: &T,
-        origin: Origin<'_>,
-    ) -> Result<(), Rejected> {
-        // The raw column must hold UTF-8 whatever the decoder let through.
-        let fitted = match std::str::from_utf8(value) {
-            Ok(_) => self.values.push_decoded(decoded),
-            Err(e) => Err(format!("value is not UTF-8: {e}")),
-        };
         self.stage(fitted, value, origin)
     }
 

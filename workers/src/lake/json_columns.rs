@@ -4,8 +4,10 @@
 //!
 //! A record either lands whole or not at all: when a value does not fit its
 //! column, every column is cut back to the rows before it and the record is
-//! refused with the reason. Fields the schema does not name are skipped, and
-//! fields a record leaves out are null, as ksqlDB reads JSON values.
+//! refused with the reason. Values follow the rules every JSON reader shares
+//! ([`lakehouse_streamsql::json_rules`]): the common cases are appended
+//! directly, every other value goes through the rules themselves, so that
+//! the lake takes exactly what stream SQL and the warehouse take.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,10 +17,13 @@ use arrow_array::{
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields, SchemaRef};
+use lakehouse_streamsql::json_rules;
+use lakehouse_streamsql::types::SqlType;
+use lakehouse_streamsql::value::Value as SqlValue;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Serialize;
-
-mod serialize;
+use serde::Deserialize;
+use serde_json::Value as Json;
 
 /// Columns being filled from JSON objects.
 #[derive(Debug)]
@@ -35,6 +40,14 @@ impl JsonColumns {
             root: StructColumn::new(schema.fields())?,
             rows: 0,
         })
+    }
+
+    /// Top-level fields a row must have, with a value: a record without one
+    /// is refused (`missing field`). Names the schema lacks are ignored.
+    pub fn require(&mut self, names: &[&str]) {
+        for (field, required) in self.root.fields.iter().zip(&mut self.root.required) {
+            *required = names.iter().any(|n| n.eq_ignore_ascii_case(field.name()));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -57,16 +70,6 @@ impl JsonColumns {
             .and_then(|()| deserializer.end())
             .map_err(|e| lakehouse::json::message(&e));
         self.end_row(decoded)
-    }
-
-    /// Appends a value already decoded, by the rules of [`JsonColumns::push`]
-    /// (its fields by name, each value as its JSON would be read), or leaves
-    /// the columns as they were and says why it does not fit.
-    pub fn push_decoded<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
-        let appended = value
-            .serialize(serialize::RowSerializer(&mut self.root))
-            .map_err(|e| e.0);
-        self.end_row(appended)
     }
 
     /// Counts the row just appended, or cuts every column back to the rows before it.
@@ -296,10 +299,8 @@ struct StructColumn {
     children: Vec<Column>,
     /// Which fields the object being read has set.
     seen: Vec<bool>,
-    /// The name each field was last found by when appended from a decoded
-    /// value: serde's field names are `'static`, so one pointer comparison
-    /// finds the field again (`serialize.rs`).
-    static_names: Vec<Option<&'static str>>,
+    /// Fields a row must hold a value for ([`JsonColumns::require`]).
+    required: Vec<bool>,
 }
 
 impl StructColumn {
@@ -311,7 +312,7 @@ impl StructColumn {
                 .map(|f| Column::new(f.data_type()))
                 .collect::<Result<_, _>>()?,
             seen: vec![false; fields.len()],
-            static_names: vec![None; fields.len()],
+            required: vec![false; fields.len()],
         })
     }
 
@@ -321,13 +322,108 @@ impl StructColumn {
         }
     }
 
-    /// The field named `name`, looked up from where the previous one was:
-    /// producers write their fields in one order.
+    /// The field named `name` (in any case), looked up from where the
+    /// previous one was: producers write their fields in one order.
     fn field_index(&self, name: &str, after: usize) -> Option<usize> {
         let n = self.fields.len();
-        (0..n)
-            .map(|i| (after + i) % n)
+        let mut order = (0..n).map(|i| (after + i) % n);
+        order
+            .clone()
             .find(|&i| self.fields[i].name() == name)
+            .or_else(|| order.find(|&i| self.fields[i].name().eq_ignore_ascii_case(name)))
+    }
+
+    /// The SQL type whose rules fill this struct.
+    fn sql_type(&self) -> SqlType {
+        SqlType::Struct(
+            self.fields
+                .iter()
+                .zip(&self.children)
+                .map(|(f, c)| (f.name().clone(), c.sql_type()))
+                .collect(),
+        )
+    }
+}
+
+impl Column {
+    /// Rows held.
+    fn len(&self) -> usize {
+        match self {
+            Column::Boolean(c) => c.values.len(),
+            Column::Int32(c) => c.values.len(),
+            Column::Int64(c) => c.values.len(),
+            Column::Float64(c) => c.values.len(),
+            Column::Utf8 { ends, .. } => ends.len(),
+            Column::Struct(_, validity) => validity.valid.len(),
+        }
+    }
+
+    /// Whether the last row holds a value.
+    fn last_is_valid(&self) -> bool {
+        let validity = match self {
+            Column::Boolean(c) => &c.validity,
+            Column::Int32(c) => &c.validity,
+            Column::Int64(c) => &c.validity,
+            Column::Float64(c) => &c.validity,
+            Column::Utf8 { validity, .. } | Column::Struct(_, validity) => validity,
+        };
+        validity.valid.last().copied().unwrap_or(false)
+    }
+
+    /// The SQL type whose rules fill this column.
+    fn sql_type(&self) -> SqlType {
+        match self {
+            Column::Boolean(_) => SqlType::Boolean,
+            Column::Int32(_) => SqlType::Int,
+            Column::Int64(_) => SqlType::Bigint,
+            Column::Float64(_) => SqlType::Double,
+            Column::Utf8 { .. } => SqlType::String,
+            Column::Struct(column, _) => column.sql_type(),
+        }
+    }
+
+    fn push_str(&mut self, text: &str) -> Result<(), String> {
+        let Column::Utf8 {
+            ends,
+            data,
+            validity,
+        } = self
+        else {
+            unreachable!("push_str on a text column only");
+        };
+        json_rules::check_text(text)?;
+        data.extend_from_slice(text.as_bytes());
+        let end = i32::try_from(data.len()).map_err(|_| "more than 2 GiB of text in one batch")?;
+        ends.push(end);
+        validity.push(true);
+        Ok(())
+    }
+
+    /// Appends a value the rules produced for this column's type.
+    fn push_value(&mut self, value: &SqlValue) -> Result<(), String> {
+        match (self, value) {
+            (column, SqlValue::Null) => column.push_null(),
+            (Column::Boolean(c), SqlValue::Bool(b)) => c.push(*b),
+            (Column::Int32(c), SqlValue::Int(i)) => {
+                c.push(i32::try_from(*i).map_err(|_| format!("{i} is out of range for INT"))?)
+            }
+            (Column::Int64(c), SqlValue::Int(i)) => c.push(*i),
+            (Column::Float64(c), SqlValue::Double(d)) => c.push(*d),
+            (column @ Column::Utf8 { .. }, SqlValue::Str(s)) => column.push_str(s)?,
+            (Column::Struct(column, validity), SqlValue::Struct(values)) => {
+                for (child, value) in column.children.iter_mut().zip(values.iter()) {
+                    child.push_value(value)?;
+                }
+                validity.push(true);
+            }
+            (column, value) => {
+                return Err(format!(
+                    "the rules gave {value:?} for a {} column",
+                    column.sql_type()
+                ))
+            }
+        }
+        Ok(())
     }
 }
 
@@ -350,18 +446,36 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
+            let child = &mut column.children[i];
             if std::mem::replace(&mut column.seen[i], true) {
-                return Err(de::Error::custom(format_args!(
-                    "field {name} appears twice"
-                )));
+                // A repeated field: the last value counts, as in every reader.
+                let rows = child.len() - 1;
+                child.truncate(rows);
             }
-            map.next_value_seed(Value(&mut column.children[i]))
-                .map_err(|e| de::Error::custom(format_args!("field {name}: {e}")))?;
+            let field = column.fields[i].name();
+            map.next_value_seed(Value(child))
+                .map_err(|e| de::Error::custom(format_args!("field {field}: {e}")))?;
             next = i + 1;
         }
-        for (child, seen) in column.children.iter_mut().zip(&column.seen) {
+        for ((child, seen), (required, field)) in column
+            .children
+            .iter_mut()
+            .zip(&column.seen)
+            .zip(column.required.iter().zip(column.fields.iter()))
+        {
             if !seen {
+                if *required {
+                    return Err(de::Error::custom(format_args!(
+                        "missing field `{}`",
+                        field.name()
+                    )));
+                }
                 child.push_null();
+            } else if *required && !child.last_is_valid() {
+                return Err(de::Error::custom(format_args!(
+                    "field {}: null in a required field",
+                    field.name()
+                )));
             }
         }
         Ok(())
@@ -392,8 +506,16 @@ impl<'de> DeserializeSeed<'de> for FieldName {
     }
 }
 
-/// One value into one column.
+/// One value into one column: the common cases directly, every other
+/// through the shared rules.
 struct Value<'c>(&'c mut Column);
+
+impl Value<'_> {
+    fn by_the_rules<E: de::Error>(self, json: Json) -> Result<(), E> {
+        let value = json_rules::coerce(Some(&json), &self.0.sql_type()).map_err(E::custom)?;
+        self.0.push_value(&value).map_err(E::custom)
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Value<'_> {
     type Value = ();
@@ -421,24 +543,16 @@ impl<'de> Visitor<'de> for Value<'_> {
                 column.push(v);
                 Ok(())
             }
-            _ => Err(de::Error::invalid_type(de::Unexpected::Bool(v), &self)),
+            _ => self.by_the_rules(Json::Bool(v)),
         }
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         match self.0 {
-            Column::Int32(column) => {
-                let Ok(v) = i32::try_from(v) else {
-                    return Err(de::Error::invalid_value(
-                        de::Unexpected::Signed(v),
-                        &"a 32-bit integer (INT) or null",
-                    ));
-                };
-                column.push(v);
-            }
+            Column::Int32(column) if i32::try_from(v).is_ok() => column.push(v as i32),
             Column::Int64(column) => column.push(v),
             Column::Float64(column) => column.push(v as f64),
-            _ => return Err(de::Error::invalid_type(de::Unexpected::Signed(v), &self)),
+            _ => return self.by_the_rules(Json::from(v)),
         }
         Ok(())
     }
@@ -446,7 +560,7 @@ impl<'de> Visitor<'de> for Value<'_> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         match i64::try_from(v) {
             Ok(v) => self.visit_i64(v),
-            Err(_) => Err(de::Error::invalid_value(de::Unexpected::Unsigned(v), &self)),
+            Err(_) => self.by_the_rules(Json::from(v)),
         }
     }
 
@@ -456,25 +570,17 @@ impl<'de> Visitor<'de> for Value<'_> {
                 column.push(v);
                 Ok(())
             }
-            _ => Err(de::Error::invalid_type(de::Unexpected::Float(v), &self)),
+            _ => match serde_json::Number::from_f64(v) {
+                Some(n) => self.by_the_rules(Json::Number(n)),
+                None => Err(E::custom(format_args!("{v} is not a finite number"))),
+            },
         }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         match self.0 {
-            Column::Utf8 {
-                ends,
-                data,
-                validity,
-            } => {
-                data.extend_from_slice(v.as_bytes());
-                let end = i32::try_from(data.len())
-                    .map_err(|_| de::Error::custom("more than 2 GiB of text in one batch"))?;
-                ends.push(end);
-                validity.push(true);
-                Ok(())
-            }
-            _ => Err(de::Error::invalid_type(de::Unexpected::Str(v), &self)),
+            column @ Column::Utf8 { .. } => column.push_str(v).map_err(E::custom),
+            _ => self.by_the_rules(Json::String(v.to_owned())),
         }
     }
 
@@ -485,12 +591,12 @@ impl<'de> Visitor<'de> for Value<'_> {
                 validity.push(true);
                 Ok(())
             }
-            _ => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+            _ => self.by_the_rules(Json::deserialize(MapAccessDeserializer::new(map))?),
         }
     }
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, _seq: A) -> Result<(), A::Error> {
-        Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.by_the_rules(Json::deserialize(SeqAccessDeserializer::new(seq))?)
     }
 }
 
@@ -565,12 +671,26 @@ mod tests {
             .push(br#"{"id":"keep","n":1,"location":{"city":"Rome"}}"#)
             .unwrap();
         let refusals = [
-            (&br#"{"id":"x","location":{"city":"Oslo","country":7}}"#[..], "field location: field country: invalid type: integer `7`, expected a string (VARCHAR) or null"),
-            (br#"{"id":"x","n":99999999999}"#, "field n: invalid value: integer `99999999999`, expected a 32-bit integer (INT) or null"),
-            (br#"{"id":"x","amount":"lots"}"#, "field amount: invalid type: string \"lots\", expected a number (DOUBLE) or null"),
-            (br#"{"id":"x","n":1.5}"#, "field n: invalid type: floating point `1.5`, expected a 32-bit integer (INT) or null"),
-            (br#"{"id":"x","id":"y"}"#, "field id appears twice"),
-            (br#"{"id":"x","ok":"yes"}"#, "field ok: invalid type: string \"yes\", expected a boolean or null"),
+            (
+                &br#"{"id":"x","location":{"city":"Oslo","country":{}}}"#[..],
+                "field location: field country: expected VARCHAR, found an object {}",
+            ),
+            (
+                br#"{"id":"x","n":99999999999}"#,
+                "field n: 99999999999 is out of range for INT",
+            ),
+            (
+                br#"{"id":"x","amount":"lots"}"#,
+                "field amount: expected DOUBLE, found a string \"lots\"",
+            ),
+            (
+                br#"{"id":"x","n":1.5}"#,
+                "field n: expected INT, found a number 1.5",
+            ),
+            (
+                br#"{"id":"x","ok":"yes"}"#,
+                "field ok: expected BOOLEAN, found a string \"yes\"",
+            ),
             (br#"{"id":"x","amou"#, "EOF while parsing"),
             (b"42", "invalid type: integer `42`, expected a JSON object"),
             (br#"{"id":"x"} {"id":"y"}"#, "trailing characters"),
@@ -595,115 +715,89 @@ mod tests {
         assert_eq!(batch.column(2).as_primitive::<Int32Type>().null_count(), 1);
     }
 
-    /// The raw topic's columns as the product's statement file declares them.
-    fn raw_topic_schema() -> SchemaRef {
-        let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
-        let plan = lakehouse_streamsql::load_file(std::path::Path::new(sql)).unwrap();
-        crate::lake::landed_topics(&plan)
-            .into_iter()
-            .find(|t| t.topic == "transaction_log")
-            .unwrap()
-            .value_schema
-    }
-
-    #[test]
-    fn a_decoded_transaction_fills_the_columns_as_its_json_does() {
-        use lakehouse::transaction::Transaction;
-        let mut generator = lakehouse_producer::TransactionGenerator::new(5, 2, 30);
-        let now = chrono::Utc::now();
-        let mut values: Vec<Vec<u8>> = (0..500)
-            .map(|_| serde_json::to_vec(&generator.next_transaction(now)).unwrap())
-            .collect();
-        // Escapes, nulls, integers where doubles go, and optional fields left out.
-        let mut edge: serde_json::Value = serde_json::from_slice(&values[0]).unwrap();
-        edge["amount"] = 12.into();
-        edge["customer_rating"] = serde_json::Value::Null;
-        edge.as_object_mut().unwrap().remove("discount_code");
-        let escape_first = |text: &str| {
-            let mut chars = text.chars();
-            let first = chars.next().unwrap();
-            format!("\\u{:04x}{}", first as u32, chars.as_str())
-        };
-        let mut edge_json = serde_json::to_string(&edge).unwrap();
-        for field in [&edge["user_name"], &edge["location"]["city"]] {
-            let text = field.as_str().unwrap();
-            edge_json = edge_json.replacen(
-                &format!("\"{text}\""),
-                &format!("\"{}\"", escape_first(text)),
-                1,
-            );
+    /// A cell of a landed column as the case table writes it.
+    fn cell_as_json(array: &dyn Array, row: usize) -> serde_json::Value {
+        use serde_json::Value as Json;
+        if array.is_null(row) {
+            return Json::Null;
         }
-        assert!(edge_json.contains("\\u00"), "{edge_json}");
-        values.push(edge_json.into_bytes());
-        let schema = raw_topic_schema();
-        let mut from_json = JsonColumns::new(&schema).unwrap();
-        let mut from_decoded = JsonColumns::new(&schema).unwrap();
-        let mut checked = 0;
-        for value in &values {
-            let Ok(transaction) = Transaction::read_strict(value) else {
-                continue;
-            };
-            checked += 1;
-            from_json.push(value).unwrap();
-            from_decoded.push_decoded(&transaction).unwrap();
-        }
-        assert_eq!(
-            checked,
-            values.len(),
-            "every value above is a valid transaction"
-        );
-        let rows = |columns: &mut JsonColumns| {
-            RecordBatch::try_new(Arc::clone(&schema), columns.finish().unwrap()).unwrap()
-        };
-        assert_eq!(rows(&mut from_json), rows(&mut from_decoded));
-    }
-
-    #[test]
-    fn a_decoded_value_that_does_not_fit_is_refused_like_its_json() {
-        #[derive(serde::Serialize)]
-        struct Location<'a> {
-            city: &'a str,
-        }
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            id: &'a str,
-            n: i64,
-            location: Location<'a>,
-        }
-        let mut columns = JsonColumns::new(&schema()).unwrap();
-        columns
-            .push_decoded(&Row {
-                id: "a",
-                n: 1,
-                location: Location { city: "x" },
-            })
-            .unwrap();
-        let too_big = Row {
-            id: "b",
-            n: 1 << 40,
-            location: Location { city: "y" },
-        };
-        let decoded = columns.push_decoded(&too_big).unwrap_err();
-        let json = columns
-            .push(
-                &serde_json::to_vec(
-                    &serde_json::json!({"id": "b", "n": 1_i64 << 40, "location": {"city": "y"}}),
+        match array.data_type() {
+            DataType::Boolean => Json::Bool(array.as_boolean().value(row)),
+            DataType::Int32 => Json::from(array.as_primitive::<Int32Type>().value(row)),
+            DataType::Int64 => Json::from(array.as_primitive::<Int64Type>().value(row)),
+            DataType::Float64 => Json::from(array.as_primitive::<Float64Type>().value(row)),
+            DataType::Utf8 => Json::from(array.as_string::<i32>().value(row)),
+            DataType::Struct(fields) => {
+                let array = array.as_struct();
+                Json::Object(
+                    fields
+                        .iter()
+                        .zip(array.columns())
+                        .map(|(f, c)| (f.name().to_uppercase(), cell_as_json(c, row)))
+                        .collect(),
                 )
-                .unwrap(),
-            )
-            .unwrap_err();
-        assert!(decoded.starts_with("field n: "), "{decoded}");
-        assert!(json.starts_with(&decoded), "{json} / {decoded}");
-        let batch = batch(&mut columns);
-        assert_eq!(batch.num_rows(), 1, "the refused rows left no trace");
-        assert_eq!(
-            batch
-                .column(5)
-                .as_struct()
-                .column(0)
-                .as_string::<i32>()
-                .value(0),
-            "x"
+            }
+            other => panic!("no such column type here: {other}"),
+        }
+    }
+
+    /// The shared rules' table, through the lake's columns (a derived
+    /// topic's upper-case names, read as any case).
+    #[test]
+    fn the_lake_reads_the_shared_case_table() {
+        use lakehouse_streamsql::json_rules::{cases, record_cases};
+        for case in cases() {
+            let arrow = crate::lake::schema::arrow_type(&case.ty, false);
+            let schema = Arc::new(Schema::new(vec![Field::new("V", arrow, true)]));
+            let mut columns = JsonColumns::new(&schema).unwrap();
+            let got = columns
+                .push(format!(r#"{{"v":{}}}"#, case.json).as_bytes())
+                .map(|()| {
+                    let batch = RecordBatch::try_new(schema, columns.finish().unwrap()).unwrap();
+                    cell_as_json(batch.column(0), 0)
+                });
+            match (&got, &case.expected) {
+                (Ok(v), Ok(expected)) => assert_eq!(v, expected, "{} as {}", case.json, case.ty),
+                (Err(e), Err(reason)) => assert!(e.contains(reason), "{e}"),
+                _ => panic!(
+                    "{} as {}: {got:?}",
+                    &case.json[..case.json.len().min(80)],
+                    case.ty
+                ),
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "AMOUNT",
+            DataType::Float64,
+            true,
+        )]));
+        for (record, expected) in record_cases() {
+            let mut columns = JsonColumns::new(&schema).unwrap();
+            columns.push(record.as_bytes()).unwrap();
+            let batch =
+                RecordBatch::try_new(Arc::clone(&schema), columns.finish().unwrap()).unwrap();
+            assert_eq!(cell_as_json(batch.column(0), 0), expected, "{record}");
+        }
+    }
+
+    #[test]
+    fn required_fields_must_be_present_and_set() {
+        let mut columns = JsonColumns::new(&schema()).unwrap();
+        columns.require(&["id", "amount", "not_in_the_schema"]);
+        columns.push(br#"{"id":"a","amount":1}"#).unwrap();
+        let missing = columns.push(br#"{"amount":1}"#).unwrap_err();
+        assert!(missing.starts_with("missing field `id`"), "{missing}");
+        let null = columns.push(br#"{"id":null,"amount":1}"#).unwrap_err();
+        assert!(
+            null.starts_with("field id: null in a required field"),
+            "{null}"
         );
+        columns
+            .push(br#"{"ID":"b","Amount":"2.5","n":"4"}"#)
+            .unwrap();
+        let batch = batch(&mut columns);
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.column(1).as_primitive::<Float64Type>().value(1), 2.5);
+        assert_eq!(batch.column(2).as_primitive::<Int32Type>().value(1), 4);
     }
 }

@@ -24,7 +24,9 @@ pub const COL_RAW_JSON: &str = "raw_json";
 /// How a topic's records are checked before they land.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validation {
-    /// The transaction message of SYSTEM.md section 2: strict fields and domains.
+    /// The transaction message of SYSTEM.md section 2: the schema's types,
+    /// and its required fields present (`transaction::REQUIRED_FIELDS`).
+    /// Values are never checked against the classic producer's lists.
     Transaction,
     /// The JSON value must decode into the schema's types.
     SchemaTypes,

@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::{NaiveDate, Utc};
 use lakehouse::lake::{self, OffsetRange};
-use lakehouse::transaction::Transaction;
+use lakehouse::topics::SourcePosition;
 use parquet::file::properties::WriterProperties;
 
 use super::encode::{Origin, Rejected, Staged};
 use super::files::{self, DataFile};
 use super::lock::PartitionLock;
 use super::recovery::recover;
-use super::schema::{LandedTopic, Validation};
+use super::schema::LandedTopic;
 use crate::sink::{Assigned, Position, Record, Sink, SinkError, TopicPartition};
 
 /// How files are written and rotated.
@@ -311,7 +311,9 @@ impl Sink for LakeSink {
         chunk.last_offset = record.offset;
         chunk.last_record_at = now;
 
-        if let Some((source_partition, source_offset)) = record.source.and_then(split_source) {
+        if let Some((source_partition, source_offset)) =
+            record.source.and_then(SourcePosition::partition_and_offset)
+        {
             let marks = &mut owned.source_high_water_marks;
             // Looked up before inserting: the key is allocated once per source partition.
             let mark = match marks.get_mut(source_partition) {
@@ -342,10 +344,7 @@ impl Sink for LakeSink {
             (None, _) => Err(refuse(
                 "null value (a tombstone) in a stream topic".to_string(),
             )),
-            (Some(value), Validation::Transaction) => Transaction::read_strict(value)
-                .map_err(refuse)
-                .and_then(|transaction| chunk.staged.push_decoded(value, &transaction, origin)),
-            (Some(value), Validation::SchemaTypes) => chunk.staged.push(value, origin),
+            (Some(value), _) => chunk.staged.push(value, origin),
         };
         match staged {
             Ok(()) => {
@@ -409,12 +408,6 @@ impl Sink for LakeSink {
     }
 }
 
-/// `topic:partition:offset` → (`topic:partition`, offset).
-fn split_source(source: &str) -> Option<(&str, i64)> {
-    let (partition, offset) = source.rsplit_once(':')?;
-    Some((partition, offset.parse().ok()?))
-}
-
 /// One line of a dead-letter file: the origin, the reason and the raw bytes.
 fn dead_letter_line(topic: &str, partition: i32, rejected: &Rejected) -> Vec<u8> {
     let line = serde_json::json!({
@@ -428,20 +421,4 @@ fn dead_letter_line(topic: &str, partition: i32, rejected: &Rejected) -> Vec<u8>
         "value_utf8": std::str::from_utf8(&rejected.value).ok(),
     });
     serde_json::to_vec(&line).expect("a JSON value serialises")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn source_positions_split_at_the_last_colon() {
-        assert_eq!(
-            split_source("transaction_log:2:17"),
-            Some(("transaction_log:2", 17))
-        );
-        assert_eq!(split_source("a:b:c:3:4"), Some(("a:b:c:3", 4)));
-        assert_eq!(split_source("garbage"), None);
-        assert_eq!(split_source("t:1:x"), None);
-    }
 }

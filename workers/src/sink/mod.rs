@@ -79,9 +79,19 @@ pub enum SinkError {
     Storage(String),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The destination cannot take the statement file's schema (a changed
+    /// key or column type): no restart fixes it.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl SinkError {
+    /// Whether retrying cannot help: the error is in the configuration or the
+    /// schema, not in a slow or absent dependency.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SinkError::Schema(_))
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SinkError {
         let context = context.into();
         move |source| SinkError::Io { context, source }

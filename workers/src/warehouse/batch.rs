@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use lakehouse_streamsql::codec::{decode_key, json_to_value, write_json};
+use lakehouse_streamsql::codec::{decode_key, write_json};
+use lakehouse_streamsql::json_rules;
 use lakehouse_streamsql::types::SqlType;
 use lakehouse_streamsql::value::Value;
 use serde_json::Value as Json;
@@ -64,17 +65,8 @@ pub fn decode(table: &WarehouseTable, record: &Record<'_>) -> Result<(Vec<u8>, R
         .value_columns
         .iter()
         .map(|c| {
-            let field = object
-                .get(&c.name)
-                .or_else(|| {
-                    object
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
-                        .map(|(_, v)| v)
-                })
-                .unwrap_or(&Json::Null);
-            json_to_value(field, &c.ty)
-                .ok_or_else(|| format!("column {}: {field} is not {}", c.name, c.ty))
+            let field = json_rules::lookup(&object, &c.name, &c.name.to_lowercase());
+            json_rules::coerce(field, &c.ty).map_err(|e| format!("column {}: {e}", c.name))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let row = Row {
@@ -352,5 +344,65 @@ fn bind_column<'q, 'v>(
                 })
                 .collect::<Vec<_>>(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakehouse_streamsql::plan::{Column, KeyFormat};
+    use lakehouse_streamsql::types::SqlType;
+
+    fn table(column: Column) -> WarehouseTable {
+        WarehouseTable {
+            relation: "T".into(),
+            name: "t".into(),
+            topic: "T".into(),
+            key_format: KeyFormat::Kafka,
+            key_columns: vec![Column::value("K", SqlType::String)],
+            value_columns: vec![column],
+            window_size_ms: None,
+        }
+    }
+
+    fn decode_value(table: &WarehouseTable, value: &str) -> Result<Value, String> {
+        let record = Record {
+            topic: "T",
+            partition: 0,
+            offset: 0,
+            timestamp_ms: None,
+            key: Some(b"k"),
+            value: Some(value.as_bytes()),
+            source: None,
+        };
+        decode(table, &record).map(|(_, row)| row.values.expect("not a tombstone")[0].clone())
+    }
+
+    /// The shared rules' table, through the table sink's decoder.
+    #[test]
+    fn the_table_sink_reads_the_shared_case_table() {
+        for case in json_rules::cases() {
+            let table = table(Column::value("V", case.ty.clone()));
+            let got = decode_value(&table, &format!(r#"{{"V":{}}}"#, case.json))
+                .map(|v| json_rules::value_as_json(&v, &case.ty));
+            match (&got, &case.expected) {
+                (Ok(v), Ok(expected)) => assert_eq!(v, expected, "{} as {}", case.json, case.ty),
+                (Err(e), Err(reason)) => assert!(e.contains(reason), "{e}"),
+                _ => panic!(
+                    "{} as {}: {got:?}",
+                    &case.json[..case.json.len().min(80)],
+                    case.ty
+                ),
+            }
+        }
+        let table = table(Column::value("AMOUNT", SqlType::Double));
+        for (record, expected) in json_rules::record_cases() {
+            let value = decode_value(&table, record).unwrap();
+            assert_eq!(
+                json_rules::value_as_json(&value, &SqlType::Double),
+                expected,
+                "{record}"
+            );
+        }
     }
 }

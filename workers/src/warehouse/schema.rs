@@ -200,7 +200,7 @@ pub async fn migrate(
         .await
         .map_err(db_error(format!("read the key of {}", table.name)))?;
         if primary_key != table.primary_key() {
-            return Err(SinkError::Storage(format!(
+            return Err(SinkError::Schema(format!(
                 "table {} has the key ({}) in the warehouse but ({}) in the SQL file; \
                  the sink will not re-key existing rows: drop or migrate the table by hand",
                 table.name,
@@ -211,7 +211,7 @@ pub async fn migrate(
         for (name, ty) in table.typed_columns() {
             match existing.iter().find(|(n, _)| *n == name) {
                 Some((_, current)) if current != ty => {
-                    return Err(SinkError::Storage(format!(
+                    return Err(SinkError::Schema(format!(
                         "column {}.{name} is {current} in the warehouse but {ty} in the SQL file; \
                          the sink will not convert existing rows: migrate the column by hand",
                         table.name
