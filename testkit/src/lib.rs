@@ -163,6 +163,11 @@ impl Broker {
     pub fn log_file(&self) -> &Path {
         self.inner.log_file()
     }
+
+    /// The broker's SQLite storage file.
+    pub fn database(&self) -> PathBuf {
+        self.inner.database()
+    }
 }
 
 /// A PostgreSQL cluster owned by one test: stopped and removed on drop.

@@ -394,3 +394,97 @@ fn producing_to_a_missing_topic_fails_instead_of_creating_it() {
     let exists = lakehouse::kafka::partition_count(ctx.bootstrap(), &topic).unwrap();
     assert_eq!(exists, None, "the broker must not have created {topic}");
 }
+
+/// Tansu's own SQL files (as shipped in tansu-storage 0.6.0, in cargo's
+/// registry since `cargo install tansu` built it).
+fn tansu_sql_dir() -> std::path::PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
+    let registry = cargo_home.join("registry").join("src");
+    std::fs::read_dir(&registry)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (install Tansu with scripts/install-prereqs.sh)",
+                registry.display()
+            )
+        })
+        .flatten()
+        .map(|index| index.path().join("tansu-storage-0.6.0/src/sql"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no tansu-storage-0.6.0 source under {}", registry.display()))
+}
+
+/// Every query Tansu runs per produced batch, per fetched partition and
+/// record, per list-offsets and per offset commit or fetch searches an
+/// index: none scans a table whose size grows with the data.
+#[test]
+fn the_brokers_per_record_queries_use_indexes() {
+    use lakehouse::local::broker_storage::{ensure_indexes, query_plan};
+    let broker = Broker::start();
+    let ctx = TestContext::with_bootstrap("plans", broker.bootstrap());
+    let topic = ctx.create_topic("plans", 1);
+    let producer = producer(&broker.bootstrap());
+    send_all(
+        &producer,
+        (0..50)
+            .map(|i| {
+                BaseRecord::to(&topic)
+                    .payload("v")
+                    .key("k")
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "x-lakehouse-source",
+                        value: Some(&format!("t:0:{i}")),
+                    }))
+            })
+            .collect(),
+    );
+    // Made when the broker started; a second pass over the same file finds nothing to do.
+    assert_eq!(
+        ensure_indexes(&broker.database(), Duration::from_secs(5)).unwrap(),
+        Vec::<&str>::new()
+    );
+    let conn = rusqlite::Connection::open(broker.database()).unwrap();
+    let dir = tansu_sql_dir();
+    let per_request = [
+        "record_insert.sql",
+        "header_insert.sql",
+        "watermark_select_no_update.sql",
+        "watermark_update.sql",
+        "record_fetch.sql",
+        "header_fetch.sql",
+        "watermark_select.sql",
+        "list_earliest_offset.sql",
+        "list_latest_offset_committed.sql",
+        "list_latest_offset_uncommitted.sql",
+        "list_latest_offset_timestamp.sql",
+        "consumer_offset_insert.sql",
+        "consumer_offset_select.sql",
+        "consumer_offset_select_by_group.sql",
+        "topition_select.sql",
+    ];
+    for file in per_request {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let sql: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let plan = query_plan(&conn, &sql).unwrap_or_else(|e| panic!("{file}: {e}"));
+        // Scans of a query's own intermediate results (CTEs, subqueries) are fine.
+        let table_scans: Vec<&String> = plan
+            .iter()
+            .filter(|step| {
+                step.starts_with("SCAN ") && !step.contains("subquery") && *step != "SCAN sized"
+            })
+            .collect();
+        assert!(table_scans.is_empty(), "{file} scans a table: {plan:#?}");
+        if file == "header_fetch.sql" {
+            assert!(
+                plan.iter()
+                    .any(|s| s.contains("USING INDEX lakehouse_header_topition_offset")),
+                "{plan:#?}"
+            );
+        }
+    }
+}

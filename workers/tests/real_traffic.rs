@@ -42,7 +42,8 @@ mod classic {
 /// One record the way the classic producer writes it: uuid-prefix ids,
 /// Python's isoformat() timestamps, threads and message numbers from 0.
 fn classic_record(rng: &mut impl Rng, thread: u32, message_number: u32) -> Value {
-    let pick = |rng: &mut dyn rand::RngCore, list: &[&'static str]| list[rng.gen_range(0..list.len())];
+    let pick =
+        |rng: &mut dyn rand::RngCore, list: &[&'static str]| list[rng.gen_range(0..list.len())];
     let (country, city) = classic::CITIES[rng.gen_range(0..classic::CITIES.len())];
     let status = pick(rng, classic::STATUSES);
     let amount = f64::from(rng.gen_range(1_000..=100_000)) / 100.0;
@@ -109,7 +110,10 @@ fn malformed() -> Vec<(Vec<u8>, &'static str)> {
     };
     vec![
         (without("transaction_id"), "missing field `transaction_id`"),
-        (with("amount", Value::Null), "amount: null in a required field"),
+        (
+            with("amount", Value::Null),
+            "amount: null in a required field",
+        ),
         (with("amount", json!("lots")), "expected DOUBLE"),
         (with("quantity", json!(1u64 << 40)), "out of range for INT"),
         (with("location", json!("Paris, France")), "expected STRUCT"),
@@ -157,14 +161,23 @@ fn every_producers_well_formed_records_land_and_only_malformed_ones_are_dead_let
     producer.flush(Duration::from_secs(30)).unwrap();
 
     let mut child = sink.start();
-    wait_for("every record to land or be dead-lettered", Duration::from_secs(120), || {
-        landed_rows(&sink.lake, RAW).len() + dead_letters(&sink.lake, RAW).len() >= values.len()
-    });
+    wait_for(
+        "every record to land or be dead-lettered",
+        Duration::from_secs(120),
+        || landed_rows(&sink.lake, RAW).len() + dead_letters(&sink.lake, RAW).len() >= values.len(),
+    );
     assert!(child.stop());
 
     let dlq = dead_letters(&sink.lake, RAW);
-    let reasons: Vec<String> = dlq.iter().map(|d| d["reason"].as_str().unwrap().to_string()).collect();
-    assert_eq!(dlq.len(), bad.len(), "only the malformed records: {reasons:#?}");
+    let reasons: Vec<String> = dlq
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        dlq.len(),
+        bad.len(),
+        "only the malformed records: {reasons:#?}"
+    );
     for (_, expected) in &bad {
         assert!(
             reasons.iter().any(|r| r.contains(expected)),
@@ -187,16 +200,31 @@ fn every_producers_well_formed_records_land_and_only_malformed_ones_are_dead_let
         glob.display()
     );
     let out = std::process::Command::new("python3")
-        .args(["-c", "import duckdb,sys; print(duckdb.sql(sys.argv[1]).fetchall()[0])", &query])
+        .args([
+            "-c",
+            "import duckdb,sys; print(duckdb.sql(sys.argv[1]).fetchall()[0])",
+            &query,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row = String::from_utf8(out.stdout).unwrap();
     let expected_sum = 50.0 * 125_000.75 - 50.0 * 3.5;
     assert!(row.starts_with('('), "{row}");
-    let fields: Vec<&str> = row.trim().trim_matches(|c| c == '(' || c == ')').split(", ").collect();
+    let fields: Vec<&str> = row
+        .trim()
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(", ")
+        .collect();
     assert!(fields[0].parse::<u64>().unwrap() > 0, "{row}");
     assert_eq!(fields[1], "100", "{row}");
-    assert!((fields[2].parse::<f64>().unwrap() - expected_sum).abs() < 1e-6, "{row}");
+    assert!(
+        (fields[2].parse::<f64>().unwrap() - expected_sum).abs() < 1e-6,
+        "{row}"
+    );
     assert_eq!(fields[3], "100", "{row}");
 }

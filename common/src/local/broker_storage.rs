@@ -15,12 +15,24 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-/// (name, table, statement) of every index the stack adds.
-pub const INDEXES: &[(&str, &str, &str)] = &[(
-    "lakehouse_header_topition_offset",
-    "header",
-    "CREATE INDEX IF NOT EXISTS lakehouse_header_topition_offset ON header (topition, offset_id)",
-)];
+/// (name, table, statement) of every index the stack adds. Each answers a
+/// full scan that `EXPLAIN QUERY PLAN` showed in a query Tansu runs per
+/// record or per request (BROKER.md lists them).
+pub const INDEXES: &[(&str, &str, &str)] = &[
+    (
+        // header_fetch.sql, once per fetched record.
+        "lakehouse_header_topition_offset",
+        "header",
+        "CREATE INDEX IF NOT EXISTS lakehouse_header_topition_offset ON header (topition, offset_id)",
+    ),
+    (
+        // watermark_select*.sql and watermark_update.sql, per produced batch
+        // and per fetched partition; list_latest_offset_*.sql per list-offsets.
+        "lakehouse_watermark_topition",
+        "watermark",
+        "CREATE INDEX IF NOT EXISTS lakehouse_watermark_topition ON watermark (topition)",
+    ),
+];
 
 /// Why the indexes could not be made.
 #[derive(Debug, thiserror::Error)]
