@@ -83,7 +83,7 @@ fn outside_record(i: u32) -> Value {
         "user_id": format!("customer-{i}"),
         "USER_NAME": "Zanele Mbeki-Ørsted",
         "product_id": "SKU 7",
-        "amount": if i % 2 == 0 { json!(125_000.75) } else { json!("-3.5") },
+        "amount": if i.is_multiple_of(2) { json!(125_000.75) } else { json!("-3.5") },
         "currency": "CHF",
         "status": "refunded",
         "location": {"City": "Reykjavík", "country": "Iceland"},
