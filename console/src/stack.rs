@@ -341,15 +341,7 @@ fn keep_process_alive(
             let delay = schedule.failed(now, backoff);
             let error = format!("exited ({status})");
             tracing::error!("{name} {error}; restarting it in {delay:?}");
-            registry.record_error(name, &error);
-            registry.set_state(
-                name,
-                ComponentState::Restarting {
-                    attempt: schedule.attempt,
-                    next_attempt_at: chrono::Utc::now()
-                        + chrono::Duration::from_std(delay).unwrap_or_default(),
-                },
-            );
+            registry.restarting(name, &error, schedule.attempt, delay);
         }
         return false;
     }
@@ -369,15 +361,7 @@ fn keep_process_alive(
         Err(e) => {
             let delay = schedule.failed(now, backoff);
             tracing::error!("{name} did not restart ({e}); trying again in {delay:?}");
-            registry.record_error(name, &e);
-            registry.set_state(
-                name,
-                ComponentState::Restarting {
-                    attempt: schedule.attempt,
-                    next_attempt_at: chrono::Utc::now()
-                        + chrono::Duration::from_std(delay).unwrap_or_default(),
-                },
-            );
+            registry.restarting(name, &e, schedule.attempt, delay);
             false
         }
     }

@@ -124,7 +124,8 @@ fn wait_gone(pid: u32) {
     }
 }
 
-fn table_exists(project: &Project, table: &str) -> bool {
+/// A connection to the project's warehouse.
+async fn warehouse(project: &Project) -> sqlx::PgConnection {
     let password =
         std::fs::read_to_string(project.dir.path().join(".lakehouse/postgres/password")).unwrap();
     let url = format!(
@@ -132,10 +133,14 @@ fn table_exists(project: &Project, table: &str) -> bool {
         password.trim(),
         project.postgres_port
     );
+    lakehouse::postgres::connect_with_retry(&url, Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+fn table_exists(project: &Project, table: &str) -> bool {
     lakehouse_testkit::block_on(async {
-        let mut conn = lakehouse::postgres::connect_with_retry(&url, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let mut conn = warehouse(project).await;
         sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
             .bind(table)
             .fetch_one(&mut conn)
@@ -353,17 +358,8 @@ fn a_missing_binary_fails_clearly_and_starts_nothing() {
 
 /// The number in the first row of `sql` against the project's warehouse.
 fn warehouse_number(project: &Project, sql: &str) -> f64 {
-    let password =
-        std::fs::read_to_string(project.dir.path().join(".lakehouse/postgres/password")).unwrap();
-    let url = format!(
-        "postgres://lakehouse:{}@127.0.0.1:{}/lakehouse",
-        password.trim(),
-        project.postgres_port
-    );
     lakehouse_testkit::block_on(async {
-        let mut conn = lakehouse::postgres::connect_with_retry(&url, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let mut conn = warehouse(project).await;
         sqlx::query_scalar::<_, f64>(sql)
             .fetch_one(&mut conn)
             .await

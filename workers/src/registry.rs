@@ -105,6 +105,19 @@ impl Registry {
         });
     }
 
+    /// Records that `name` failed with `error` and starts again, attempt
+    /// `attempt`, after `delay`.
+    pub fn restarting(&self, name: &str, error: &str, attempt: u32, delay: std::time::Duration) {
+        self.record_error(name, error);
+        self.set_state(
+            name,
+            ComponentState::Restarting {
+                attempt,
+                next_attempt_at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+            },
+        );
+    }
+
     pub fn count_restart(&self, name: &str) {
         self.with(name, |e| e.restarts += 1);
     }

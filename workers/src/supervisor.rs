@@ -203,26 +203,18 @@ impl Supervisor {
         for worker in &mut self.workers {
             let name = worker.job.name;
             if let Some(failure) = worker.ended() {
-                self.registry.record_error(name, &failure.message);
                 if failure.permanent {
                     tracing::error!("{name} stopped and will not be restarted: {failure}");
                     worker.failed = true;
+                    self.registry.record_error(name, &failure.message);
                     self.registry
                         .set_state(name, ComponentState::Failed { since: Utc::now() });
                 } else {
                     let delay = worker.schedule.failed(now, &self.backoff);
-                    tracing::warn!(
-                        "{name} failed ({failure}); restart {} in {delay:?}",
-                        worker.schedule.attempt
-                    );
-                    self.registry.set_state(
-                        name,
-                        ComponentState::Restarting {
-                            attempt: worker.schedule.attempt,
-                            next_attempt_at: Utc::now()
-                                + chrono::Duration::from_std(delay).unwrap_or_default(),
-                        },
-                    );
+                    let attempt = worker.schedule.attempt;
+                    tracing::warn!("{name} failed ({failure}); restart {attempt} in {delay:?}");
+                    self.registry
+                        .restarting(name, &failure.message, attempt, delay);
                 }
             }
             if worker.thread.is_none() && !worker.failed && worker.schedule.due(now) {
