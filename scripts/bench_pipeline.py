@@ -1,15 +1,28 @@
 #!/usr/bin/env python3
 """Whole-stack pipeline benchmark: starts the single-machine stack exactly as
-`lakectl up --headless` does (its own state folder, free ports), sends bursts
-with `lakectl produce` (librdkafka, as fast as the broker takes them), and
-prints a table: drain time and inputs/s per burst, until every lag is 0 and
-the raw lake, the derived stream and the warehouse hold every record; each
-process's CPU seconds and share, and peak RSS.
+`lakectl up --headless` does (its own state folder, free ports) and prints
+tables.
+
+Bursts (`--bursts`): `lakectl produce` (librdkafka) sends N records as fast
+as the broker takes them; drained means every lag 0 and the raw lake, the
+derived stream and the warehouse hold every record. Per burst: drain time,
+inputs/s, restarts, each process's CPU seconds and share, peak RSS.
+
+Steady rates (`--steady-rates`, `--minutes`): `lakectl produce --rate R` for
+M minutes; every 5 s the lags are sampled. Per rate: the largest lag in the
+first and in the last minute (bounded when the last is not larger than about
+the first), inputs landed in the raw lake in the first minute and in the
+last, and, from the landed rows, produce-to-readable latency percentiles:
+in the lake, the publication (rename) time of a row's file minus its Kafka
+record timestamp; in the warehouse, the `ingestion_time` of a transaction's
+`latest_status_par_transaction` row (set in the committing transaction)
+minus the record timestamp.
 
     cargo build --release -p lakectl
     scripts/bench_pipeline.py [--lakectl target/release/lakectl] [--bursts 10000,50000,200000]
+    scripts/bench_pipeline.py --bursts '' --steady-rates 500,1000 --minutes 5
 
-Each burst runs on a fresh stack, so the broker's database starts empty.
+Each run starts a fresh stack, so the broker's database starts empty.
 """
 
 import argparse
@@ -156,12 +169,128 @@ def burst(lakectl, count):
         stack.down()
 
 
+def percentiles(values, points=(50, 95, 99)):
+    ordered = sorted(values)
+    if not ordered:
+        return {p: float("nan") for p in points}
+    return {p: ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] for p in points}
+
+
+def lake_latencies(lake_dir):
+    """Seconds from each raw record's Kafka timestamp to its file's publication."""
+    import duckdb
+
+    files = []
+    for root, _, names in os.walk(os.path.join(lake_dir, "transaction_log")):
+        files += [os.path.join(root, n) for n in names if n.endswith(".parquet")]
+    if not files:
+        return [], {}
+    # The rename that publishes a file changes its ctime.
+    published = {f: os.stat(f).st_ctime for f in files}
+    rows = duckdb.sql(
+        "SELECT filename, transaction_id, epoch_ms(kafka_timestamp) / 1000.0 "
+        f"FROM read_parquet({files!r}, filename = true)"
+    ).fetchall()
+    produced = {tid: ts for _, tid, ts in rows}
+    return [published[f] - ts for f, _, ts in rows], produced
+
+
+def warehouse_latencies(stack, produced):
+    password = open(os.path.join(stack.dir, ".lakehouse", "postgres", "password")).read().strip()
+    url = f"postgres://lakehouse:{password}@127.0.0.1:{stack.env['LAKEHOUSE_POSTGRES_PORT']}/lakehouse"
+    out = subprocess.run(
+        ["psql", url, "-At", "-F", ",", "-c",
+         "SELECT transaction_id, extract(epoch FROM ingestion_time) FROM latest_status_par_transaction"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    latencies = []
+    for line in out.splitlines():
+        tid, written = line.split(",")
+        if tid in produced:
+            latencies.append(float(written) - produced[tid])
+    return latencies
+
+
+def steady(lakectl, rate, minutes):
+    stack = Stack(lakectl)
+    try:
+        cpu0 = {name: cpu_seconds(pid) for name, pid in stack.pids.items()}
+        seconds = int(minutes * 60)
+        producer = subprocess.Popen(
+            [lakectl, "produce", "--rate", str(rate), "--duration", f"{seconds}s", "--threads", "2", "--json"],
+            cwd=stack.dir, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        started = time.time()
+        samples = []  # (t, max lag, raw lake rows)
+        while producer.poll() is None:
+            status = stack.status()
+            comps = status.get("components", {})
+            lags = [comps.get(c, {}).get("lag") or 0 for c in ("stream_sql", "lake_sink", "table_sink")]
+            samples.append((time.time() - started, max(lags), lake_rows(status, "transaction_log")))
+            time.sleep(5)
+        summary = json.loads(producer.stdout.read() or "{}")
+        sent = summary.get("delivered", 0)
+        cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in stack.pids.items()}
+        elapsed = time.time() - started
+        # Then let it drain, for the latencies of every record.
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            status = stack.status()
+            if (lake_rows(status, "transaction_log") >= sent
+                    and warehouse_rows(status, "latest_status_par_transaction") >= sent):
+                break
+            time.sleep(2)
+        first = [s for s in samples if s[0] <= 60]
+        last = [s for s in samples if s[0] >= samples[-1][0] - 60] if samples else []
+        landed = lambda window: (window[-1][2] - window[0][2]) / max(1e-9, window[-1][0] - window[0][0])
+        lake_lat, produced = lake_latencies(os.path.join(stack.dir, "data_lake"))
+        wh_lat = warehouse_latencies(stack, produced)
+        return {
+            "rate": rate,
+            "minutes": minutes,
+            "sent": sent,
+            "first_max_lag": max((s[1] for s in first), default=0),
+            "last_max_lag": max((s[1] for s in last), default=0),
+            "first_rate": landed(first) if len(first) > 1 else 0,
+            "last_rate": landed(last) if len(last) > 1 else 0,
+            "lake": percentiles(lake_lat),
+            "warehouse": percentiles(wh_lat),
+            "cpu": {k: v / elapsed for k, v in cpu.items()},
+            "rss": {name: peak_rss_mib(pid) for name, pid in stack.pids.items()},
+        }
+    finally:
+        stack.down()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lakectl", default=os.path.join(ROOT, "target", "release", "lakectl"))
     parser.add_argument("--bursts", default="10000,50000,200000")
+    parser.add_argument("--steady-rates", default="")
+    parser.add_argument("--minutes", type=float, default=5)
     args = parser.parse_args()
-    results = [burst(args.lakectl, int(n)) for n in args.bursts.split(",")]
+    rates = [int(r) for r in args.steady_rates.split(",") if r]
+    if rates:
+        runs = [steady(args.lakectl, r, args.minutes) for r in rates]
+        print("| rate/s | minutes | sent | max lag 1st min | max lag last min | landed/s 1st min | landed/s last min | last/first | lake p50/p95/p99 s | warehouse p50/p95/p99 s |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        for r in runs:
+            ratio = r["last_rate"] / r["first_rate"] if r["first_rate"] else float("nan")
+            lake = "/".join(f"{r['lake'][p]:.2f}" for p in (50, 95, 99))
+            wh = "/".join(f"{r['warehouse'][p]:.2f}" for p in (50, 95, 99))
+            print(f"| {r['rate']} | {r['minutes']:g} | {r['sent']:,} | {r['first_max_lag']:,} | {r['last_max_lag']:,} "
+                  f"| {r['first_rate']:,.0f} | {r['last_rate']:,.0f} | {ratio:.2f} | {lake} | {wh} |")
+        print()
+        print("| rate/s | process | cores used | peak RSS MiB |")
+        print("|---:|---|---:|---:|")
+        for r in runs:
+            for name, share in r["cpu"].items():
+                print(f"| {r['rate']} | {name} | {share:.2f} | {r['rss'][name]:.0f} |")
+        print()
+    counts = [int(n) for n in args.bursts.split(",") if n]
+    if not counts:
+        return
+    results = [burst(args.lakectl, n) for n in counts]
     print("| burst | produced in s | drained in s | inputs/s | restarts | raw lake rows |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in results:

@@ -448,3 +448,60 @@ fn a_burst_drains_with_no_restart_and_exactly_once() {
     assert!(project.run(&["down"]).status.success());
     up.wait().unwrap();
 }
+
+/// kill -9 of the broker and then of PostgreSQL under a running stack: each
+/// is started again, the workers that failed meanwhile are restarted with
+/// backoff, `lakectl up` never gives up, and every record still lands once.
+#[test]
+fn the_stack_rides_out_a_broker_and_a_postgres_crash() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let project = Project::new("crashes");
+    let mut up = project.up();
+    let produce = |count: &str, seed: &str| {
+        let out = project.run(&["produce", "--count", count, "--seed", seed, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    produce("1000", "1");
+    project.wait_for(|s| lake_rows(s, "transaction_log") == Some(1000));
+
+    for (component, seed) in [("broker", "2"), ("postgres", "3")] {
+        let status = project.status();
+        let pid = pid_of(&status, component);
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+        wait_gone(pid);
+        let status = project.wait_for(|s| {
+            s["components"][component]["state"] == "running"
+                && s["components"][component]["restarts"].as_u64() >= Some(1)
+        });
+        assert_ne!(
+            pid_of(&status, component),
+            pid,
+            "{component} was started again"
+        );
+        produce("1000", seed);
+    }
+    let status = project.wait_for(|s| {
+        lake_rows(s, "transaction_log") == Some(3000)
+            && lake_rows(s, "TRANSACTIONS_FLAT") == Some(3000)
+            && warehouse_rows(s, "latest_status_par_transaction") == Some(3000)
+            && ["stream_sql", "lake_sink", "table_sink"]
+                .iter()
+                .all(|c| s["components"][c]["state"] == "running")
+    });
+    assert_eq!(status["stack"]["running"], true, "up never stopped itself");
+    assert!(is_alive(
+        status["stack"]["supervisor_pid"].as_u64().unwrap() as u32
+    ));
+    let counted = warehouse_number(
+        &project,
+        "SELECT sum(transaction_count)::float8 FROM total_par_transaction_type",
+    );
+    assert_eq!(counted, 3000.0, "every input counted once in the warehouse");
+    assert!(project.run(&["down"]).status.success());
+    assert!(up.wait().unwrap().success());
+}

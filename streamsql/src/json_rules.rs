@@ -36,6 +36,55 @@ pub fn check_text(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Skips a JSON value no column reads, refusing it when it holds a text over
+/// [`MAX_TEXT_BYTES`] anywhere: a reader that keeps whole records (the raw
+/// lake's `raw_json`) takes none that holds an oversized value.
+pub struct SkipChecked;
+
+impl<'de> serde::de::DeserializeSeed<'de> for SkipChecked {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SkipChecked {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        check_text(v).map_err(E::custom)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(SkipChecked)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(SkipChecked)?;
+        }
+        Ok(())
+    }
+}
+
 /// The JSON kind of a value, as messages name it.
 pub fn json_kind(v: &Json) -> &'static str {
     match v {

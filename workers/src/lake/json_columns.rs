@@ -21,7 +21,7 @@ use lakehouse_streamsql::json_rules;
 use lakehouse_streamsql::types::SqlType;
 use lakehouse_streamsql::value::Value as SqlValue;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -443,7 +443,8 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         let mut next = 0;
         while let Some(name) = map.next_key_seed(FieldName)? {
             let Some(i) = column.field_index(name.as_ref(), next) else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(json_rules::SkipChecked)
+                    .map_err(|e| de::Error::custom(format_args!("field {name}: {e}")))?;
                 continue;
             };
             let child = &mut column.children[i];
@@ -770,6 +771,22 @@ mod tests {
                 RecordBatch::try_new(Arc::clone(&schema), columns.finish().unwrap()).unwrap();
             assert_eq!(cell_as_json(batch.column(0), 0), expected, "{record}");
         }
+    }
+
+    #[test]
+    fn an_oversized_text_is_refused_even_in_a_field_no_column_reads() {
+        let mut columns = JsonColumns::new(&schema()).unwrap();
+        let big = "x".repeat(json_rules::MAX_TEXT_BYTES + 1);
+        let record = format!(r#"{{"id":"a","notes":{{"deep":["{big}"]}}}}"#);
+        let error = columns.push(record.as_bytes()).unwrap_err();
+        assert!(
+            error.starts_with("field notes: oversized text value"),
+            "{error}"
+        );
+        columns
+            .push(br#"{"id":"b","notes":{"deep":["short",1,null,true]}}"#)
+            .unwrap();
+        assert_eq!(columns.len(), 1);
     }
 
     #[test]
