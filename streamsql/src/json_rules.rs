@@ -12,7 +12,12 @@
 //! - a text value over [`MAX_TEXT_BYTES`] is refused as oversized.
 //!
 //! Anything else (an object for a number, an array for a string...) does not
-//! fit, and the reader dead-letters the record with the reason. The values a
+//! fit, and the reader dead-letters the record with the reason. The lake,
+//! which keeps whole source records, also refuses an oversized text in a
+//! field no column reads ([`SkipChecked`]); stream SQL fails only the
+//! streams that read a value that does not fit. One edge is not shared: when
+//! a struct repeats a field in different cases (`{"City": .., "city": ..}`),
+//! stream SQL prefers the lower-case key, the lake takes the last. The values a
 //! producer happens to send (names, cities, currencies) are never checked
 //! here: they are data. [`cases`] is the table every reader is tested against.
 
