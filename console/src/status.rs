@@ -436,6 +436,12 @@ pub fn render_text(report: &StatusReport) -> String {
         if let Some(restarts) = c.restarts.filter(|r| *r > 0) {
             out.push_str(&format!("            restarted {restarts} times\n"));
         }
+        if let Some(n) = &c.counters {
+            out.push_str(&format!(
+                "            {} records in, {} out, {} dead letters since up\n",
+                n.records_in, n.records_out, n.dead_letters
+            ));
+        }
     }
     for t in &report.topics {
         match (t.partitions, t.records) {
