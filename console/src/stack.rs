@@ -278,7 +278,10 @@ impl Stack {
         }
         self.workers.check();
         if restarted {
-            self.stack_file().write(&self.settings.state_dir)?;
+            // Status shows the old pid until this lands; the stack runs on regardless.
+            if let Err(e) = self.stack_file().write(&self.settings.state_dir) {
+                tracing::warn!("cannot record the restarted process: {e:#}");
+            }
         }
         self.write_registry();
         Ok(())
