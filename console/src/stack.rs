@@ -144,8 +144,27 @@ impl Stack {
         for job in [stream_sql, lake_sink, table_sink, purge] {
             self.workers.start(job);
         }
-        self.registry().register("broker", None);
-        self.registry().register("postgres", None);
+        let now = Instant::now();
+        let managed = [
+            ("broker", self.broker.is_some(), &mut self.broker_restarts),
+            (
+                "postgres",
+                self.postgres.is_some(),
+                &mut self.postgres_restarts,
+            ),
+        ];
+        for (name, is_managed, schedule) in managed {
+            if is_managed {
+                self.workers.registry().register(name, None);
+                self.workers.registry().set_state(
+                    name,
+                    ComponentState::Running {
+                        since: chrono::Utc::now(),
+                    },
+                );
+                schedule.started(now);
+            }
+        }
         self.write_registry();
         Ok(())
     }
@@ -322,30 +341,16 @@ fn keep_process_alive(
     restart: impl FnOnce() -> Result<(), String>,
 ) -> bool {
     let Some(status) = exited else {
-        if !matches!(
-            registry.get(name).map(|c| c.state),
-            Some(ComponentState::Running { .. })
-        ) {
-            schedule.started(now);
-            registry.set_state(
-                name,
-                ComponentState::Running {
-                    since: chrono::Utc::now(),
-                },
-            );
-        }
         return false;
     };
+    if !schedule.is_pending() {
+        let delay = schedule.failed(now, backoff);
+        let error = format!("exited ({status})");
+        tracing::error!("{name} {error}; restarting it in {delay:?}");
+        registry.restarting(name, &error, schedule.attempt, delay);
+        return false;
+    }
     if !schedule.due(now) {
-        if !matches!(
-            registry.get(name).map(|c| c.state),
-            Some(ComponentState::Restarting { .. })
-        ) {
-            let delay = schedule.failed(now, backoff);
-            let error = format!("exited ({status})");
-            tracing::error!("{name} {error}; restarting it in {delay:?}");
-            registry.restarting(name, &error, schedule.attempt, delay);
-        }
         return false;
     }
     registry.count_restart(name);

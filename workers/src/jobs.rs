@@ -136,24 +136,27 @@ pub fn table_sink(
     );
     let stats = Arc::new(TableSinkStats::default());
     let runner_stats = Arc::new(RunnerStats::default());
-    let first_run = if connect_now {
-        let (sink, changes) =
-            TableSink::connect(config.clone(), tables.clone(), Arc::clone(&stats))
-                .map_err(sink_failure)?;
-        for change in &changes {
-            tracing::info!("warehouse: {change}");
-        }
-        Some(sink)
-    } else {
-        None
-    };
-    let first_run = Mutex::new(first_run);
     let summary = format!(
         "{} tables into {} (group {})",
         tables.len(),
         redact_url(postgres_url),
         args.group_id
     );
+    // Connecting migrates the warehouse schema and logs what it changed.
+    let connect = move |stats: &Arc<TableSinkStats>| {
+        let (sink, changes) = TableSink::connect(config.clone(), tables.clone(), Arc::clone(stats))
+            .map_err(sink_failure)?;
+        for change in &changes {
+            tracing::info!("warehouse: {change}");
+        }
+        Ok::<_, Failure>(sink)
+    };
+    let first_run = if connect_now {
+        Some(connect(&stats)?)
+    } else {
+        None
+    };
+    let first_run = Mutex::new(first_run);
     let (counters, consumed) = (Arc::clone(&stats), Arc::clone(&runner_stats));
     Ok(Job {
         name: "table-sink",
@@ -169,15 +172,7 @@ pub fn table_sink(
             let sink = match connected {
                 Some(sink) => sink,
                 // A restart after a failure connects afresh.
-                None => {
-                    let (sink, changes) =
-                        TableSink::connect(config.clone(), tables.clone(), Arc::clone(&stats))
-                            .map_err(sink_failure)?;
-                    for change in &changes {
-                        tracing::info!("warehouse: {change}");
-                    }
-                    sink
-                }
+                None => connect(&stats)?,
             };
             runner::run(sink, &runner_config, stop, Arc::clone(&runner_stats)).map_err(sink_failure)
         }),

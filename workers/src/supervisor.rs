@@ -122,6 +122,11 @@ impl RestartSchedule {
     pub fn due(&self, now: Instant) -> bool {
         self.next_start.is_some_and(|t| now >= t)
     }
+
+    /// Whether a failure was recorded and its restart has not happened yet.
+    pub fn is_pending(&self) -> bool {
+        self.next_start.is_some()
+    }
 }
 
 struct Supervised {
