@@ -17,6 +17,19 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
+/// Lineage columns of every landed row (the sink writes them, the API reads them).
+pub const COL_TOPIC: &str = "kafka_topic";
+pub const COL_PARTITION: &str = "kafka_partition";
+pub const COL_OFFSET: &str = "kafka_offset";
+pub const COL_TIMESTAMP: &str = "kafka_timestamp";
+pub const COL_INGESTION_TIME: &str = "ingestion_time";
+/// Derived streams: the source record (`topic:partition:offset`) a row was computed from.
+pub const COL_SOURCE: &str = "source_position";
+/// Source topics: the record's value exactly as received.
+pub const COL_RAW_JSON: &str = "raw_json";
+/// The Hive partition column of every dataset.
+pub const COL_INGESTION_DATE: &str = "ingestion_date";
+
 /// Folder of dead-lettered records, one sub-folder per topic.
 pub const DLQ_DIR: &str = "_dlq";
 /// Folder of the sink's own bookkeeping (partition locks).

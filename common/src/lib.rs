@@ -3,6 +3,7 @@
 //! and supervision of the local broker and PostgreSQL processes.
 
 pub mod config;
+pub mod identity;
 pub mod json;
 pub mod kafka;
 pub mod lake;

@@ -213,8 +213,9 @@ impl Postgres {
 }
 
 /// Starts `make` on a thread that never ends, so that the parent-death
-/// signal of the processes it spawns fires only when the process exits.
-fn start_forever<T: Send + Sync + 'static>(make: fn() -> T) -> &'static T {
+/// signal of the processes it spawns fires only when the process exits
+/// (for any server shared by the tests of a process).
+pub fn start_forever<T: Send + Sync + 'static>(make: fn() -> T) -> &'static T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("testkit-servers".into())

@@ -5,6 +5,7 @@ pub mod files;
 pub mod inventory;
 pub mod json_columns;
 pub mod lock;
+pub mod offline;
 pub mod recovery;
 pub mod schema;
 pub mod settings;

@@ -10,16 +10,11 @@ use lakehouse_streamsql::ast::RelationKind;
 use lakehouse_streamsql::plan::Plan;
 use lakehouse_streamsql::types::SqlType;
 
-/// Lineage columns appended to every landed row.
-pub const COL_TOPIC: &str = "kafka_topic";
-pub const COL_PARTITION: &str = "kafka_partition";
-pub const COL_OFFSET: &str = "kafka_offset";
-pub const COL_TIMESTAMP: &str = "kafka_timestamp";
-pub const COL_INGESTION_TIME: &str = "ingestion_time";
-/// Derived streams: the source record (`topic:partition:offset`) a row was computed from.
-pub const COL_SOURCE: &str = "source_position";
-/// Source topics: the record's value exactly as received.
-pub const COL_RAW_JSON: &str = "raw_json";
+/// Lineage columns appended to every landed row (names shared with the lake's readers).
+pub use lakehouse::lake::{
+    COL_INGESTION_TIME, COL_OFFSET, COL_PARTITION, COL_RAW_JSON, COL_SOURCE, COL_TIMESTAMP,
+    COL_TOPIC,
+};
 
 /// How a topic's records are checked before they land.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use lakehouse::lake::{self, OffsetRange};
 use lakehouse::topics::SourcePosition;
 use parquet::file::properties::WriterProperties;
@@ -46,6 +46,9 @@ pub struct LakeSinkConfig {
     pub memory_budget_bytes: usize,
     /// How long to wait for another instance to let go of a partition.
     pub lock_timeout: Duration,
+    /// The wall clock giving each record its ingestion time and date folder;
+    /// benchmarks and tests set an earlier one to build a lake of many days.
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 impl LakeSinkConfig {
@@ -62,6 +65,7 @@ impl LakeSinkConfig {
             // Below the runner's poll interval limit (30 s by default): the wait happens
             // inside a rebalance callback.
             lock_timeout: Duration::from_secs(20),
+            clock: Utc::now,
         }
     }
 }
@@ -285,7 +289,7 @@ impl Sink for LakeSink {
         };
         let now = Instant::now();
         // One clock read per record gives both the lineage time and the date folder.
-        let ingested = Utc::now();
+        let ingested = (self.config.clock)();
         let ingestion_us = ingested.timestamp_micros();
         let today = ingested.date_naive();
         if owned.chunk.as_ref().is_some_and(|c| c.date != today) {

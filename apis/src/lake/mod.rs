@@ -1,0 +1,12 @@
+//! API 2's reader of the data lake: DataFusion over the Hive-partitioned
+//! Parquet the lake sink writes.
+
+pub mod catalog;
+pub mod encode;
+pub mod inventory;
+pub mod metrics;
+pub mod page;
+pub mod sql;
+
+pub use catalog::Lake;
+pub use metrics::METRICS_DATASET;

@@ -1,0 +1,117 @@
+//! The lakehouse's HTTP server (SYSTEM.md section 6): API 1 (products) and
+//! API 2 (the data lake and the warehouse) on axum over hyper, with
+//! identity, permissions, an audit trail, OpenAPI and offline docs.
+
+pub mod audit;
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod http_metrics;
+pub mod json_body;
+pub mod lake;
+pub mod middleware;
+pub mod permissions;
+pub mod query_params;
+pub mod rate_limit;
+pub mod routes;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod warehouse;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+pub use settings::{ApiArgs, ApiSettings};
+
+use crate::http_metrics::HttpMetrics;
+use crate::lake::inventory::FooterRows;
+use crate::lake::Lake;
+use crate::rate_limit::RateLimits;
+use crate::state::AppState;
+
+/// Applies the access-control schema and API 1's catalogue (idempotent).
+pub async fn apply_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    lakehouse::postgres::apply_user_schema(&mut conn).await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7418830002)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(routes::products::PRODUCTS_SQL)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Waits for PostgreSQL (with backoff, for as long as it takes) and applies the schema.
+async fn connect(settings: &ApiSettings) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = settings
+        .postgres_url
+        .parse()
+        .context("invalid PostgreSQL URL")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .min_connections(2)
+        // A request waits this long for PostgreSQL before its 503.
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options.disable_statement_logging());
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match apply_schema(&pool).await {
+            Ok(()) => return Ok(pool),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "PostgreSQL not ready");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Runs the server until `shutdown` completes, then drains requests and
+/// the audit queue.
+pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let pool = connect(&settings).await?;
+    let lake = Lake::open(&settings.data_lake_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (audit, audit_writer) = audit::writer::start(
+        pool.clone(),
+        &settings.state_dir,
+        settings.audit_spool_bytes,
+    );
+    let state = Arc::new(AppState {
+        http_metrics: HttpMetrics::new(audit.counters.clone()),
+        limits: RateLimits::new(settings.rate_limit_per_second),
+        footers: FooterRows::default(),
+        audit,
+        lake,
+        pool,
+        settings,
+    });
+    let forget = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                state.limits.forget_idle();
+            }
+        })
+    };
+    let router = routes::router(state.clone());
+    tracing::info!(url = %format!("http://{address}"), "lakehouse API listening");
+    server::serve(listener, router, state.settings.header_timeout, shutdown).await;
+    forget.abort();
+    audit_writer.shutdown().await;
+    tracing::info!("lakehouse API stopped");
+    Ok(())
+}
