@@ -7,6 +7,7 @@ pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod http_metrics;
+pub mod job;
 pub mod json_body;
 pub mod lake;
 pub mod middleware;
@@ -27,6 +28,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+pub use job::job;
 pub use settings::{ApiArgs, ApiSettings};
 
 use crate::http_metrics::HttpMetrics;

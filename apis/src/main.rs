@@ -19,27 +19,17 @@ struct Cli {
     api: ApiArgs,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.config.resolve()?;
     let _logs = lakehouse::logging::init("api", &settings.log_dir, None);
     let url = settings.warehouse_url().context(
         "no PostgreSQL: set --postgres-url / LAKEHOUSE_POSTGRES_URL, or run `lakectl up` first",
     )?;
     let api = ApiSettings::new(&cli.api, &settings, url);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(lakehouse_api::run(api, shutdown_signal()))
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutting down");
+    // SIGTERM or Ctrl-C: requests in flight finish, the audit queue is written.
+    lakehouse_workers::cli::supervise(lakehouse_api::job(api))
 }

@@ -46,20 +46,10 @@ pub struct ApiArgs {
     pub audit_spool_bytes: u64,
 }
 
-impl Default for ApiArgs {
-    fn default() -> Self {
-        Self {
-            listen: DEFAULT_LISTEN.parse().expect("valid default"),
-            token_ttl_minutes: 60,
-            rate_limit_per_second: 200,
-            request_timeout_secs: 30,
-            header_timeout_secs: 10,
-            max_body_bytes: 1 << 20,
-            sql_max_rows: 10_000,
-            sql_timeout_secs: 10,
-            cors_origins: Vec::new(),
-            audit_spool_bytes: 64 << 20,
-        }
+impl ApiArgs {
+    /// Defaults and environment variables only (for `lakectl up`).
+    pub fn from_env() -> Self {
+        lakehouse_workers::cli::args_from_env()
     }
 }
 

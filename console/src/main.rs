@@ -5,6 +5,7 @@ mod stack;
 mod state;
 mod status;
 mod tui;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,9 +69,30 @@ enum Command {
     },
     /// Send generated transactions to the broker.
     Produce(produce::ProduceArgs),
+    /// Users of the API (the first admin comes from here; there is no default password).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// One purge run over the lake: removes ingestion_date= partitions older
     /// than the retention (never today's); --dry-run lists them instead.
     Purge(lakehouse_workers::purge::PurgeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from standard input with
+    /// --password-stdin; otherwise a random one is generated and printed once.
+    Add {
+        /// User name: 1 to 64 letters, digits or . _ @ -
+        name: String,
+        /// Give the user every permission (and the admin endpoints).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +151,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Produce(args)) => produce::run(&args, &settings),
+        Some(Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    admin,
+                    password_stdin,
+                },
+        }) => runtime()?.block_on(users::add(&settings, &name, admin, password_stdin)),
         Some(Command::Purge(args)) => {
             let report = lakehouse_workers::purge::run_and_record(
                 &settings.data_lake_dir,

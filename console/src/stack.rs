@@ -21,6 +21,7 @@ use lakehouse::postgres::{
 };
 use lakehouse::Settings;
 use lakehouse_streamsql::Plan;
+use lakehouse_api::{ApiArgs, ApiSettings};
 use lakehouse_workers::jobs;
 use lakehouse_workers::lake::LakeSinkArgs;
 use lakehouse_workers::purge::PurgeArgs;
@@ -52,6 +53,8 @@ pub struct Stack {
     broker_restarts: RestartSchedule,
     postgres_restarts: RestartSchedule,
     backoff: Backoff,
+    /// Where the API server listens.
+    api_url: Option<String>,
     started_at: chrono::DateTime<chrono::Utc>,
     _lock: StackLock,
 }
@@ -78,6 +81,7 @@ impl Stack {
             broker_restarts: RestartSchedule::default(),
             postgres_restarts: RestartSchedule::default(),
             backoff,
+            api_url: None,
             started_at: chrono::Utc::now(),
             _lock: lock,
         };
@@ -141,7 +145,11 @@ impl Stack {
         step("table-sink", &table_sink.summary);
         let purge = jobs::purge(settings, &PurgeArgs::from_env(), Some(PURGE_INTERVAL))?;
         step("purge", &purge.summary);
-        for job in [stream_sql, lake_sink, table_sink, purge] {
+        let api_settings = ApiSettings::new(&ApiArgs::from_env(), settings, url);
+        self.api_url = Some(format!("http://{}", api_settings.listen));
+        let api = lakehouse_api::job(api_settings);
+        step("api", &api.summary);
+        for job in [stream_sql, lake_sink, table_sink, purge, api] {
             self.workers.start(job);
         }
         let now = Instant::now();
@@ -257,6 +265,7 @@ impl Stack {
             stream_sql: self.has_worker("stream-sql"),
             lake_sink: self.has_worker("lake-sink"),
             table_sink: self.has_worker("table-sink"),
+            api: self.api_url.clone().filter(|_| self.has_worker("api")),
             postgres: self.postgres.as_ref().map(|p| ManagedProcess {
                 pid: p.pid(),
                 endpoint: redact_url(&p.url(&self.settings.postgres.database)),

@@ -37,6 +37,9 @@ pub struct StackFile {
     /// Whether the table sink runs inside the supervisor.
     #[serde(default)]
     pub table_sink: bool,
+    /// URL of the API server, which runs inside the supervisor.
+    #[serde(default)]
+    pub api: Option<String>,
 }
 
 impl StackFile {

@@ -274,6 +274,7 @@ pub async fn collect(settings: &Settings) -> StatusReport {
             table_lag,
         ),
     );
+    components.insert("api".to_string(), api_component(stack.as_ref()).await);
     // What the running stack's supervisor says: restarts, errors, counters.
     if let Some(registry) = stack
         .as_ref()
@@ -333,6 +334,25 @@ async fn group_lag(bootstrap: &str, group: &'static str, topics: Vec<String>) ->
     .await
     .ok()
     .flatten()
+}
+
+/// The API server (a thread of `lakectl up`): running when its port answers.
+async fn api_component(stack: Option<&StackFile>) -> ComponentStatus {
+    let url = stack.and_then(|s| s.api.clone());
+    let mut status = worker_component(
+        stack.filter(|s| s.api.is_some()),
+        url.clone().unwrap_or_else(|| "not started".to_string()),
+        None,
+    );
+    if let Some(url) = url {
+        let address = url.trim_start_matches("http://").to_string();
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await;
+        if !matches!(probe, Ok(Ok(_))) {
+            status.state = ComponentState::Unreachable;
+            status.detail = Some(format!("nothing answers at {url} (starting, or waiting for PostgreSQL)"));
+        }
+    }
+    status
 }
 
 /// A worker that runs on a thread of `lakectl up` (present when the stack file says so).

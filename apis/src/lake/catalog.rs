@@ -57,6 +57,10 @@ impl Lake {
             .with_cache_manager(caches)
             .build_arc()
             .map_err(ApiError::internal)?;
+        runtime.register_object_store(
+            super::store::url().as_ref(),
+            Arc::new(super::store::LakeStore::new(root.clone())),
+        );
         Ok(Self {
             root,
             runtime,

@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod page;
 pub mod sql;
+pub mod store;
 
 pub use catalog::Lake;
 pub use metrics::METRICS_DATASET;
