@@ -785,6 +785,36 @@ fn names_and_versions_never_lead_outside_the_lake() {
         404,
         "a symlinked folder is not a dataset"
     );
+    // A link planted among a dataset's files, to a real Parquet file outside
+    // the lake, is not read: the totals stay those of the lake's own files.
+    let today = server().lake.join("TRANSACTIONS_USD").join(format!(
+        "ingestion_date={}",
+        chrono::Utc::now().date_naive()
+    ));
+    let real = std::fs::read_dir(&today)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .unwrap();
+    std::fs::copy(real.path(), outside.join("copy.parquet")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("copy.parquet"),
+        today.join("part-00009-0000000000000000000-0000000000000099999.parquet"),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let usd = get("/api/v2/datasets/TRANSACTIONS_USD", Some(&admin));
+    assert_eq!(
+        usd.json["total"].as_u64().unwrap() as usize,
+        transactions().len(),
+        "{}",
+        usd.text
+    );
+    let counted = sql(&admin, "SELECT count(*) AS n FROM transactions_usd");
+    assert_eq!(
+        counted.json["rows"][0]["n"].as_u64().unwrap() as usize,
+        transactions().len()
+    );
 }
 
 #[test]

@@ -20,8 +20,8 @@ use lakehouse::postgres::{
     apply_user_schema, connect_with_retry, create_database_if_missing, redact_url,
 };
 use lakehouse::Settings;
-use lakehouse_streamsql::Plan;
 use lakehouse_api::{ApiArgs, ApiSettings};
+use lakehouse_streamsql::Plan;
 use lakehouse_workers::jobs;
 use lakehouse_workers::lake::LakeSinkArgs;
 use lakehouse_workers::purge::PurgeArgs;

@@ -346,10 +346,13 @@ async fn api_component(stack: Option<&StackFile>) -> ComponentStatus {
     );
     if let Some(url) = url {
         let address = url.trim_start_matches("http://").to_string();
-        let probe = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await;
+        let probe =
+            tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await;
         if !matches!(probe, Ok(Ok(_))) {
             status.state = ComponentState::Unreachable;
-            status.detail = Some(format!("nothing answers at {url} (starting, or waiting for PostgreSQL)"));
+            status.detail = Some(format!(
+                "nothing answers at {url} (starting, or waiting for PostgreSQL)"
+            ));
         }
     }
     status

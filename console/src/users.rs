@@ -24,11 +24,13 @@ pub async fn add(settings: &Settings, name: &str, admin: bool, password_stdin: b
     } else {
         (identity::random_password(), true)
     };
-    let url = settings.warehouse_url().context(
-        "no PostgreSQL yet: start the stack with `lakectl up` (or set --postgres-url)",
-    )?;
-    let hash = tokio::task::spawn_blocking(move || identity::hash_password(&password).map(|h| (h, password)))
-        .await??;
+    let url = settings
+        .warehouse_url()
+        .context("no PostgreSQL yet: start the stack with `lakectl up` (or set --postgres-url)")?;
+    let hash = tokio::task::spawn_blocking(move || {
+        identity::hash_password(&password).map(|h| (h, password))
+    })
+    .await??;
     let mut conn = connect_with_retry(&url, Duration::from_secs(10))
         .await
         .with_context(|| format!("connecting to {}", redact_url(&url)))?;
@@ -40,7 +42,10 @@ pub async fn add(settings: &Settings, name: &str, admin: bool, password_stdin: b
         redact_url(&url)
     );
     if generated {
-        println!("Password (shown once, not stored anywhere in clear): {}", hash.1);
+        println!(
+            "Password (shown once, not stored anywhere in clear): {}",
+            hash.1
+        );
     }
     Ok(())
 }

@@ -120,8 +120,12 @@ impl ObjectStore for LakeStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let mut listed = self.inner.list_with_delimiter(prefix).await?;
-        listed.objects.retain(|meta| inside(&self.root, &meta.location));
-        listed.common_prefixes.retain(|path| inside(&self.root, path));
+        listed
+            .objects
+            .retain(|meta| inside(&self.root, &meta.location));
+        listed
+            .common_prefixes
+            .retain(|path| inside(&self.root, path));
         Ok(listed)
     }
 
@@ -144,7 +148,10 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("S/link.parquet")).unwrap();
         std::os::unix::fs::symlink(dir.path(), root.join("LINKED")).unwrap();
         let path = |p: &std::path::Path| Path::from_filesystem_path(p).unwrap();
-        assert!(inside(&root, &path(&root.join("S/ingestion_date=2026-12-01/part.parquet"))));
+        assert!(inside(
+            &root,
+            &path(&root.join("S/ingestion_date=2026-12-01/part.parquet"))
+        ));
         assert!(!inside(&root, &path(&root.join("S/link.parquet"))));
         assert!(!inside(&root, &path(&root.join("LINKED/secret"))));
         assert!(!inside(&root, &path(&dir.path().join("secret"))));
