@@ -113,15 +113,26 @@ pub struct ApiServer {
     pub transactions: Vec<Value>,
     process: std::sync::Mutex<Option<Supervised>>,
     port: u16,
-    _context: TestContext,
+    _context: Option<TestContext>,
     _dir: ScratchDir,
 }
 
 impl ApiServer {
-    /// Builds the lake, starts the server and creates an admin `admin`.
+    /// Builds the lake, starts the server on a database of the shared
+    /// PostgreSQL and creates an admin `admin`.
     pub fn start(days: &[(i64, usize)], extra_env: &[(&str, &str)]) -> Self {
         let mut context = TestContext::with_bootstrap("api", String::new());
         let database_url = context.database();
+        Self::start_on(database_url, Some(context), days, extra_env)
+    }
+
+    /// The same on a database of the caller's choosing.
+    pub fn start_on(
+        database_url: String,
+        context: Option<TestContext>,
+        days: &[(i64, usize)],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let dir = ScratchDir::new("api");
         let lake = dir.path().join("data_lake");
         let transactions = build_lake(&lake, days, 7);
