@@ -5,6 +5,8 @@
 #   - the Tansu broker 0.6.0 (crates.io), the local Kafka-compatible broker
 #   - confluent-kafka (PyPI), the independent client used by interop tests
 #   - duckdb and pyarrow (PyPI), the independent lake readers
+#   - Chromium (Debian) and websocket-client (PyPI): the API docs page in a real browser
+#   - schemathesis (PyPI): the API checked against its OpenAPI document
 set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
@@ -38,5 +40,20 @@ fi
 if ! python3 -c 'import duckdb, pyarrow' >/dev/null 2>&1; then
   say "installing duckdb and pyarrow (pip), the independent lake readers of the interop test"
   python3 -m pip install -q --disable-pip-version-check duckdb pyarrow
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Chromium is missing; run as root: apt-get update && apt-get install -y chromium" >&2
+    exit 1
+  fi
+  say "installing Chromium (apt), the headless browser of the docs page test"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+if ! python3 -c 'import websocket' >/dev/null 2>&1 || ! command -v schemathesis >/dev/null 2>&1; then
+  say "installing websocket-client and schemathesis (pip), the API's outside checks"
+  python3 -m pip install -q --disable-pip-version-check websocket-client schemathesis
+  # pyenv puts new console scripts on PATH only after a rehash.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 say "prerequisites present"

@@ -26,15 +26,27 @@ fn count_rows(url: &str, path: &str, query_like: &str) -> i64 {
 #[test]
 fn access_log_entries_survive_a_postgres_outage_and_a_sigterm() {
     let mut postgres = Postgres::start();
-    block_on(lakehouse::postgres::create_database_if_missing(&postgres.admin_url(), "audit_outage")).unwrap();
+    block_on(lakehouse::postgres::create_database_if_missing(
+        &postgres.admin_url(),
+        "audit_outage",
+    ))
+    .unwrap();
     let url = postgres.url("audit_outage");
     let server = ApiServer::start_on(url.clone(), None, &[(0, 20)], &[]);
     for i in 0..5 {
-        assert_eq!(server.call("GET", &format!("/health?before={i}"), None, None).status, 200);
+        assert_eq!(
+            server
+                .call("GET", &format!("/health?before={i}"), None, None)
+                .status,
+            200
+        );
     }
     let started = Instant::now();
     while count_rows(&url, "/health", "before=%") < 5 {
-        assert!(started.elapsed() < Duration::from_secs(15), "entries written while PostgreSQL is up");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "entries written while PostgreSQL is up"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -49,13 +61,20 @@ fn access_log_entries_survive_a_postgres_outage_and_a_sigterm() {
     server.stop();
     let spool = server.state.join("api").join("audit-spool.jsonl");
     let spooled = std::fs::read_to_string(&spool).unwrap_or_default();
-    assert!(spooled.contains("during=11"), "the spool holds the outage's entries:\n{spooled}");
+    assert!(
+        spooled.contains("during=11"),
+        "the spool holds the outage's entries:\n{spooled}"
+    );
 
     postgres.restart();
     server.restart(&[]);
     let started = Instant::now();
     while count_rows(&url, "/health", "during=%") < 12 {
-        assert!(started.elapsed() < Duration::from_secs(20), "spooled entries replayed:\n{}", server.log_tail());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "spooled entries replayed:\n{}",
+            server.log_tail()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Written once each, and nothing lost from before the outage.
@@ -70,15 +89,25 @@ fn a_client_that_sends_its_headers_slowly_is_cut_off() {
     let server = ApiServer::start(&[(0, 5)], &[("LAKEHOUSE_API_HEADER_TIMEOUT_SECS", "1")]);
     let address = server.url.trim_start_matches("http://").to_string();
     let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let started = Instant::now();
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(5), "the connection was held for {waited:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the connection was held for {waited:?}"
+    );
     let text = String::from_utf8_lossy(&answer);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
     // A well-behaved client is served as usual.
     assert_eq!(server.call("GET", "/health", None, None).status, 200);
 }
@@ -88,15 +117,27 @@ fn a_token_over_its_rate_gets_429() {
     let server = ApiServer::start(&[(0, 5)], &[("LAKEHOUSE_API_RATE_LIMIT", "5")]);
     let token = server.token("admin");
     let statuses: Vec<u16> = (0..30)
-        .map(|_| server.call("GET", "/api/v2/resources", Some(&token), None).status)
+        .map(|_| {
+            server
+                .call("GET", "/api/v2/resources", Some(&token), None)
+                .status
+        })
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
-    assert!(statuses.iter().filter(|s| **s == 200).count() >= 5, "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 5,
+        "{statuses:?}"
+    );
     let limited = server.call("GET", "/api/v2/resources", Some(&token), None);
     if limited.status == 429 {
         assert_eq!(limited.code(), Some("rate_limited"));
     }
     // After a pause the same token is served again.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(server.call("GET", "/api/v2/resources", Some(&token), None).status, 200);
+    assert_eq!(
+        server
+            .call("GET", "/api/v2/resources", Some(&token), None)
+            .status,
+        200
+    );
 }

@@ -44,7 +44,7 @@ pub mod warehouse;
     tags(
         (name = "service", description = "Health, metrics and documentation"),
         (name = "identity", description = "Tokens and users"),
-        (name = "permissions", description = "Grants on lake/<STREAM>, warehouse/<table>, products, admin"),
+        (name = "permissions", description = "Grants on lake/STREAM, warehouse/table, products and admin"),
         (name = "products", description = "API 1: the product catalogue"),
         (name = "lake", description = "API 2: datasets of the data lake"),
         (name = "warehouse", description = "API 2: tables of the warehouse"),
