@@ -141,3 +141,44 @@ fn a_token_over_its_rate_gets_429() {
         200
     );
 }
+
+#[test]
+fn files_that_land_while_the_server_runs_are_visible_within_about_a_second() {
+    let server = ApiServer::start(&[(0, 30)], &[]);
+    let token = server.token("admin");
+    let total = |server: &ApiServer| {
+        server
+            .call(
+                "GET",
+                "/api/v2/datasets/TRANSACTIONS_FLAT?page_size=1",
+                Some(&token),
+                None,
+            )
+            .json["total"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(total(&server), 30);
+    support::build_lake_from(&server.lake, &[(0, 12)], 99, 1_000);
+    let landed = Instant::now();
+    while total(&server) != 42 {
+        assert!(
+            landed.elapsed() < Duration::from_secs(5),
+            "new files not visible after {:?}",
+            landed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let waited = landed.elapsed();
+    assert!(
+        waited < Duration::from_millis(2500),
+        "visible after {waited:?}"
+    );
+    let sql = server.call(
+        "POST",
+        "/api/v2/sql",
+        Some(&token),
+        Some(serde_json::json!({"query": "SELECT count(*) AS n FROM transactions_flat"})),
+    );
+    assert_eq!(sql.json["rows"][0]["n"], 42);
+}

@@ -37,12 +37,23 @@ pub fn statement_file() -> PathBuf {
 /// `count` transactions landed on that day, in `transaction_log` and in
 /// every derived stream, as the sink writes them. Returns the transactions.
 pub fn build_lake(root: &Path, days: &[(i64, usize)], seed: u64) -> Vec<Value> {
+    build_lake_from(root, days, seed, 0)
+}
+
+/// The same with every partition's offsets starting at `first_offset`
+/// (past what the lake holds, to add to it).
+pub fn build_lake_from(
+    root: &Path,
+    days: &[(i64, usize)],
+    seed: u64,
+    first_offset: i64,
+) -> Vec<Value> {
     let plan = Arc::new(lakehouse_streamsql::load_file(&statement_file()).expect("statement file"));
     let mut engine = lakehouse_streamsql::Engine::new(Arc::clone(&plan));
     let mut generator = TransactionGenerator::new(seed, 1, 0);
     let mut next_offset: std::collections::HashMap<(String, i32), i64> = Default::default();
     let mut all = Vec::new();
-    let mut raw_offset = [0i64; PARTITIONS as usize];
+    let mut raw_offset = [first_offset; PARTITIONS as usize];
     for &(days_ago, count) in days {
         let mut records = Vec::new();
         let (mut out, mut dead) = (Vec::new(), Vec::new());
@@ -83,7 +94,7 @@ pub fn build_lake(root: &Path, days: &[(i64, usize)], seed: u64) -> Vec<Value> {
                 let out_partition = output.partition.unwrap_or(partition);
                 let slot = next_offset
                     .entry((relation.topic.clone(), out_partition))
-                    .or_insert(0);
+                    .or_insert(first_offset);
                 records.push(OfflineRecord {
                     topic: relation.topic.clone(),
                     partition: out_partition,
