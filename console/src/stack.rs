@@ -408,6 +408,15 @@ fn check_prerequisites(settings: &Settings) -> Result<Prerequisites> {
         }
         .into());
     }
+    let api_port = ApiArgs::from_env().listen.port();
+    if !ports::is_free(api_port) {
+        return Err(LocalError::PortTaken {
+            component: "api",
+            port: api_port,
+            hint: "LAKEHOUSE_API_LISTEN (address:port)",
+        }
+        .into());
+    }
     let postgres_bin = if settings.runs_local_postgres() {
         Some(
             match tools::find_postgres_bin_dir(settings.postgres.bin_dir.as_deref()) {

@@ -14,6 +14,7 @@ struct Project {
     dir: ScratchDir,
     kafka_port: u16,
     postgres_port: u16,
+    api_port: u16,
     /// Extra environment for every lakectl call (e.g. external services).
     env: Vec<(&'static str, String)>,
 }
@@ -24,6 +25,7 @@ impl Project {
             dir: ScratchDir::new(name),
             kafka_port: ports::free_port(),
             postgres_port: ports::free_port(),
+            api_port: ports::free_port(),
             env: Vec::new(),
         }
     }
@@ -33,6 +35,10 @@ impl Project {
         cmd.current_dir(self.dir.path())
             .env("LAKEHOUSE_KAFKA_PORT", self.kafka_port.to_string())
             .env("LAKEHOUSE_POSTGRES_PORT", self.postgres_port.to_string())
+            .env(
+                "LAKEHOUSE_API_LISTEN",
+                format!("127.0.0.1:{}", self.api_port),
+            )
             .env_remove("LAKEHOUSE_KAFKA_BOOTSTRAP")
             .env_remove("LAKEHOUSE_POSTGRES_URL")
             .env(
@@ -89,6 +95,7 @@ impl Project {
 fn all_running(status: &Value) -> bool {
     status["components"]["broker"]["state"] == "running"
         && status["components"]["postgres"]["state"] == "running"
+        && status["components"]["api"]["state"] == "running"
 }
 
 fn lake_rows(status: &Value, topic: &str) -> Option<u64> {
@@ -198,6 +205,47 @@ fn up_produce_down_and_state_survives_a_restart() {
         .path()
         .join("data_lake/transaction_log")
         .is_dir());
+    // The API serves the lake to a user made with `lakectl user add`.
+    let api = format!("http://127.0.0.1:{}", project.api_port);
+    assert_eq!(status["components"]["api"]["endpoint"], api.as_str());
+    let mut add = project
+        .lakectl()
+        .args(["user", "add", "ops", "--admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        add.stdin
+            .take()
+            .unwrap()
+            .write_all(b"a long passphrase\n")
+            .unwrap();
+    }
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stdout)
+    );
+    let token: Value = ureq::post(&format!("{api}/api/token"))
+        .send_json(serde_json::json!({"username": "ops", "password": "a long passphrase"}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let page: Value = ureq::get(&format!(
+        "{api}/api/v2/datasets/TRANSACTIONS_FLAT?page_size=1"
+    ))
+    .set(
+        "Authorization",
+        &format!("Bearer {}", token["access_token"].as_str().unwrap()),
+    )
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    assert_eq!(page["total"], 500);
     let out = project.run(&["purge", "--dry-run"]);
     assert!(
         out.status.success(),
