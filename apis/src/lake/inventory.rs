@@ -1,15 +1,17 @@
-//! What each dataset holds on disk, for `GET /api/v2/resources`: date
-//! partitions, files, rows (from Parquet footers, each read once and
-//! remembered by path, size and modification time), bytes, newest data.
+//! What each dataset holds on disk, for `GET /api/v2/resources`: the lake
+//! inventory `lakectl status` also reads (`lakehouse_workers::lake::inventory`),
+//! with each file's row count remembered by path, size and modification
+//! time so that a listing does not re-read every footer.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use lakehouse::lake::{date_partitions, files_in, DATA_EXTENSION, DLQ_EXTENSION};
-use parquet::file::metadata::ParquetMetaDataReader;
+use chrono::NaiveDate;
+use lakehouse::lake::LakeFile;
+use lakehouse_workers::lake::files::data_rows;
+use lakehouse_workers::lake::inventory::{topic_inventory, TopicInventory};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,40 +21,58 @@ use crate::lake::Lake;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DatasetInventory {
     pub partitions: usize,
-    pub files: usize,
+    pub files: u64,
     pub rows: u64,
     pub bytes: u64,
     #[schema(value_type = Option<String>, format = Date)]
     pub oldest_partition: Option<NaiveDate>,
     #[schema(value_type = Option<String>, format = Date)]
     pub newest_partition: Option<NaiveDate>,
-    /// When the newest file landed.
-    pub newest_file_at: Option<DateTime<Utc>>,
-    /// Files of dead-lettered records for this stream.
-    pub dead_letter_files: usize,
+    /// Seconds since the newest file landed.
+    pub newest_file_age_secs: Option<u64>,
+    /// Dead-lettered records of this stream.
+    pub dead_letters: u64,
 }
 
+impl From<TopicInventory> for DatasetInventory {
+    fn from(t: TopicInventory) -> Self {
+        Self {
+            partitions: t.partitions,
+            files: t.files,
+            rows: t.rows,
+            bytes: t.bytes,
+            oldest_partition: t.oldest_date,
+            newest_partition: t.newest_date,
+            newest_file_age_secs: t.newest_file_age_secs,
+            dead_letters: t.dead_letters,
+        }
+    }
+}
+
+/// Row counts of data files already read.
 #[derive(Default)]
 pub struct FooterRows {
     known: Mutex<HashMap<PathBuf, (u64, SystemTime, u64)>>,
 }
 
 impl FooterRows {
-    fn rows(&self, path: &PathBuf, bytes: u64, modified: SystemTime) -> u64 {
-        if let Some((b, m, rows)) = self.known.lock().expect("footer rows").get(path) {
-            if *b == bytes && *m == modified {
-                return *rows;
+    fn rows(&self, file: &LakeFile, modified: SystemTime) -> u64 {
+        let known = self
+            .known
+            .lock()
+            .expect("footer rows")
+            .get(&file.path)
+            .copied();
+        if let Some((bytes, at, rows)) = known {
+            if bytes == file.bytes && at == modified {
+                return rows;
             }
         }
-        let rows = std::fs::File::open(path)
-            .ok()
-            .and_then(|file| ParquetMetaDataReader::new().parse_and_finish(&file).ok())
-            .map(|meta| meta.file_metadata().num_rows().max(0) as u64)
-            .unwrap_or(0);
+        let rows = data_rows(&file.path);
         self.known
             .lock()
             .expect("footer rows")
-            .insert(path.clone(), (bytes, modified, rows));
+            .insert(file.path.clone(), (file.bytes, modified, rows));
         rows
     }
 }
@@ -62,40 +82,9 @@ pub fn dataset_inventory(
     footers: &FooterRows,
     dataset: &str,
 ) -> Result<DatasetInventory, ApiError> {
-    let partitions = date_partitions(&lake.dataset_dir(dataset)).map_err(ApiError::internal)?;
-    let mut inventory = DatasetInventory {
-        partitions: partitions.len(),
-        files: 0,
-        rows: 0,
-        bytes: 0,
-        oldest_partition: partitions.first().map(|p| p.date),
-        newest_partition: partitions.last().map(|p| p.date),
-        newest_file_at: None,
-        dead_letter_files: 0,
-    };
-    let mut newest: Option<SystemTime> = None;
-    for partition in &partitions {
-        for file in files_in(&partition.path, DATA_EXTENSION).map_err(ApiError::internal)? {
-            // Symlinks are not part of the lake.
-            let Ok(meta) = std::fs::symlink_metadata(&file.path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            inventory.files += 1;
-            inventory.bytes += file.bytes;
-            inventory.rows += footers.rows(&file.path, file.bytes, modified);
-            newest = newest.max(Some(modified));
-        }
-    }
-    inventory.newest_file_at = newest.map(DateTime::<Utc>::from);
-    let dlq = lakehouse::lake::dlq_topic_dir(lake.root(), dataset);
-    for partition in date_partitions(&dlq).map_err(ApiError::internal)? {
-        inventory.dead_letter_files += files_in(&partition.path, DLQ_EXTENSION)
-            .map_err(ApiError::internal)?
-            .len();
-    }
-    Ok(inventory)
+    topic_inventory(lake.root(), dataset, &|file, modified| {
+        footers.rows(file, modified)
+    })
+    .map(DatasetInventory::from)
+    .map_err(ApiError::internal)
 }

@@ -3,6 +3,7 @@
 //! footers only, for `lakectl status`, the console and the API.
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use chrono::NaiveDate;
 use lakehouse::lake::{self, DATA_EXTENSION, DLQ_EXTENSION};
@@ -26,42 +27,55 @@ pub struct TopicInventory {
 
 /// Every topic folder of the lake at `root`, by name.
 pub fn inventory(root: &Path) -> std::io::Result<Vec<TopicInventory>> {
-    let mut out = Vec::new();
-    for topic in lake::topic_names(root)? {
-        let dates = lake::date_partitions(&lake::topic_dir(root, &topic))?;
-        let mut item = TopicInventory {
-            topic: topic.clone(),
-            partitions: dates.len(),
-            files: 0,
-            rows: 0,
-            bytes: 0,
-            oldest_date: dates.first().map(|d| d.date),
-            newest_date: dates.last().map(|d| d.date),
-            newest_file_age_secs: None,
-            dead_letters: 0,
-        };
-        for date in &dates {
-            for file in lake::files_in(&date.path, DATA_EXTENSION)? {
-                item.files += 1;
-                item.bytes += file.bytes;
-                item.rows += data_rows(&file.path);
-                let age = std::fs::metadata(&file.path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .map(|d| d.as_secs());
-                item.newest_file_age_secs = match (item.newest_file_age_secs, age) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+    lake::topic_names(root)?
+        .iter()
+        .map(|topic| topic_inventory(root, topic, &|file, _| data_rows(&file.path)))
+        .collect()
+}
+
+/// One topic folder; `rows_of` reads a data file's row count (from its
+/// footer; a reader may remember it by the file's size and modification
+/// time). Symbolic links are not part of the lake and are not counted.
+pub fn topic_inventory(
+    root: &Path,
+    topic: &str,
+    rows_of: &dyn Fn(&lake::LakeFile, SystemTime) -> u64,
+) -> std::io::Result<TopicInventory> {
+    let dates = lake::date_partitions(&lake::topic_dir(root, topic))?;
+    let mut item = TopicInventory {
+        topic: topic.to_string(),
+        partitions: dates.len(),
+        files: 0,
+        rows: 0,
+        bytes: 0,
+        oldest_date: dates.first().map(|d| d.date),
+        newest_date: dates.last().map(|d| d.date),
+        newest_file_age_secs: None,
+        dead_letters: 0,
+    };
+    for date in &dates {
+        for file in lake::files_in(&date.path, DATA_EXTENSION)? {
+            let Ok(meta) = std::fs::symlink_metadata(&file.path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
             }
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            item.files += 1;
+            item.bytes += file.bytes;
+            item.rows += rows_of(&file, modified);
+            let age = modified.elapsed().ok().map(|d| d.as_secs());
+            item.newest_file_age_secs = match (item.newest_file_age_secs, age) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        for date in lake::date_partitions(&lake::dlq_topic_dir(root, &topic))? {
-            for file in lake::files_in(&date.path, DLQ_EXTENSION)? {
-                item.dead_letters += dead_letter_entries(&file.path);
-            }
-        }
-        out.push(item);
     }
-    Ok(out)
+    for date in lake::date_partitions(&lake::dlq_topic_dir(root, topic))? {
+        for file in lake::files_in(&date.path, DLQ_EXTENSION)? {
+            item.dead_letters += dead_letter_entries(&file.path);
+        }
+    }
+    Ok(item)
 }
