@@ -1186,3 +1186,56 @@ fn oversized_bodies_get_413_without_being_read() {
         "a chunked body that grows over the limit"
     );
 }
+
+#[test]
+fn every_endpoint_leaves_an_access_log_row() {
+    let s = server();
+    s.add_user("auditor", true);
+    let token = s.token("auditor");
+    let calls: Vec<(&str, &str, Option<Value>)> = vec![
+        ("GET", "/health", None),
+        ("GET", "/metrics", None),
+        ("GET", "/openapi.json", None),
+        ("GET", "/docs", None),
+        ("GET", "/api/v2/resources", None),
+        ("GET", "/api/v2/datasets/TRANSACTIONS_FLAT", None),
+        ("GET", "/api/v2/datasets/TRANSACTIONS_FLAT/versions", None),
+        ("GET", "/api/v2/warehouse/no_such_table", None),
+        ("GET", "/api/v2/metrics/spent-recently", None),
+        ("GET", "/api/v2/metrics/spent-per-user-type", None),
+        ("GET", "/api/v2/metrics/top-products", None),
+        (
+            "POST",
+            "/api/v2/sql",
+            Some(json!({"query": "SELECT 1 AS one"})),
+        ),
+        ("GET", "/api/v2/audit", None),
+        ("GET", "/api/v2/permissions", None),
+        (
+            "POST",
+            "/api/v2/users",
+            Some(json!({"username": "audited", "password": "long enough pw"})),
+        ),
+        ("DELETE", "/api/v2/users/audited/tokens", None),
+        ("GET", "/api/v1/products", None),
+        ("GET", "/api/v1/products/most-expensive", None),
+        ("GET", "/api/v1/products/1", None),
+    ];
+    let mut expected = Vec::new();
+    for (method, path, body) in calls {
+        let status = s.call(method, path, Some(&token), body).status;
+        expected.push((method, path, status));
+    }
+    for (method, path, status) in expected {
+        let has_row = |rows: &[support::AccessRow]| {
+            rows.iter().any(|(user, m, st, _, _)| {
+                user.as_deref() == Some("auditor") && m == method && *st == i32::from(status)
+            })
+        };
+        let rows = s.wait_access_log(path, has_row);
+        assert!(
+            has_row(&rows),
+            "no access_log row for {method} {path} ({status})"
+        );
+    }
+}
