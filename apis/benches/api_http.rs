@@ -49,21 +49,7 @@ for q in queries:
     out.append(statistics.median(times))
 print(json.dumps(out))
 "#;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with duckdb");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&(queries, runs)).unwrap().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    serde_json::from_slice(&output.stdout).expect("duckdb timings")
+    support::python_json(script, &(queries, runs))
 }
 
 fn main() {
@@ -140,7 +126,7 @@ fn main() {
     println!("| question | API requests/s ({clients} clients) | API p50 ms | API p99 ms | DuckDB in-process median ms |");
     println!("|---|---:|---:|---:|---:|");
     for (question, duck) in questions.iter().zip(duckdb) {
-        for _ in 0..5 {
+        let ask = || {
             let r = server.call(
                 question.method,
                 &question.path,
@@ -148,18 +134,15 @@ fn main() {
                 question.body.clone(),
             );
             assert_eq!(r.status, 200, "{}: {}", question.name, r.text);
+        };
+        for _ in 0..5 {
+            ask();
         }
         // Latency: one client, one request at a time.
         let mut latencies: Vec<Duration> = (0..requests)
             .map(|_| {
                 let t = Instant::now();
-                let r = server.call(
-                    question.method,
-                    &question.path,
-                    Some(&token),
-                    question.body.clone(),
-                );
-                assert_eq!(r.status, 200);
+                ask();
                 t.elapsed()
             })
             .collect();
@@ -170,13 +153,7 @@ fn main() {
             for _ in 0..clients {
                 scope.spawn(|| {
                     for _ in 0..requests / clients {
-                        let r = server.call(
-                            question.method,
-                            &question.path,
-                            Some(&token),
-                            question.body.clone(),
-                        );
-                        assert_eq!(r.status, 200);
+                        ask();
                     }
                 });
             }

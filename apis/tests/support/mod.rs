@@ -114,6 +114,36 @@ pub fn build_lake_from(
     all
 }
 
+/// Runs a Python script (duckdb and the like, from scripts/install-prereqs.sh)
+/// with `input` as JSON on its standard input; returns its standard output
+/// parsed as JSON.
+pub fn python_json<T: serde::de::DeserializeOwned>(
+    script: &str,
+    input: &impl serde::Serialize,
+) -> T {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/install-prereqs.sh installs its packages)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(input).unwrap().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from the script")
+}
+
 /// A running `lakehouse-api` with its own database and lake.
 pub struct ApiServer {
     pub url: String,
