@@ -24,6 +24,7 @@ pub fn job(settings: ApiSettings) -> Job {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("api")
+                .on_thread_start(|| lakehouse::logging::set_thread_component("api"))
                 .build()
                 .map_err(|e| Failure::transient(format!("cannot start the API runtime: {e}")))?;
             let stopped = async {

@@ -1,19 +1,135 @@
 //! Logging: every component writes to `log/<component>/<component>.YYYY-MM-DD.log`
 //! (daily rotation) and to stderr. `RUST_LOG` sets the level (default `info`).
+//!
+//! When several components share a process (`lakectl up` runs each worker
+//! on threads of its own), a thread says which component it works for
+//! ([`set_thread_component`]) and its events also go to that component's
+//! folder, so that `log/api/` holds the API's log however it was started.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_appender::rolling::RollingFileAppender;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
 
-/// Keep it alive for the life of the process: dropping it flushes the file writer.
+/// Keep it alive for the life of the process: dropping it flushes the file writers.
 pub struct LogGuard {
     _file: Option<WorkerGuard>,
+    components: Arc<Mutex<ComponentWriters>>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Flushes every component's file.
+        if let Ok(mut writers) = self.components.lock() {
+            writers.guards.clear();
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_COMPONENT: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Events of this thread belong to `component` (its folder under `log/`).
+/// Threads a component starts inherit nothing: call it on them too (a tokio
+/// runtime's `on_thread_start`).
+pub fn set_thread_component(component: &'static str) {
+    THREAD_COMPONENT.with(|c| c.set(Some(component)));
+}
+
+/// The component this thread works for, if it said.
+pub fn thread_component() -> Option<&'static str> {
+    THREAD_COMPONENT.with(Cell::get)
+}
+
+fn daily_appender(folder: &Path, component: &str) -> std::io::Result<RollingFileAppender> {
+    std::fs::create_dir_all(folder)?;
+    tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(component)
+        .filename_suffix("log")
+        .build(folder)
+        .map_err(std::io::Error::other)
+}
+
+/// One file writer per component met so far, opened on its first event.
+#[derive(Default)]
+struct ComponentWriters {
+    log_dir: PathBuf,
+    /// The process's own component: its events are already in its file.
+    own: String,
+    writers: HashMap<&'static str, Option<NonBlocking>>,
+    guards: Vec<WorkerGuard>,
+}
+
+impl ComponentWriters {
+    fn writer(&mut self, component: &'static str) -> Option<NonBlocking> {
+        if component == self.own {
+            return None;
+        }
+        if let Some(writer) = self.writers.get(component) {
+            return writer.clone();
+        }
+        let writer = match daily_appender(&self.log_dir.join(component), component) {
+            Ok(appender) => {
+                let (writer, guard) = tracing_appender::non_blocking(appender);
+                self.guards.push(guard);
+                Some(writer)
+            }
+            // Its events stay in the process's own log.
+            Err(_) => None,
+        };
+        self.writers.insert(component, writer.clone());
+        writer
+    }
+}
+
+/// Writes an event to the file of the component its thread works for.
+#[derive(Clone)]
+struct ThreadComponentFiles(Arc<Mutex<ComponentWriters>>);
+
+enum ComponentWriter {
+    File(NonBlocking),
+    None,
+}
+
+impl std::io::Write for ComponentWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(w) => w.write(buf),
+            Self::None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::File(w) => w.flush(),
+            Self::None => Ok(()),
+        }
+    }
+}
+
+impl<'a> fmt::MakeWriter<'a> for ThreadComponentFiles {
+    type Writer = ComponentWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        let writer = thread_component().and_then(|component| {
+            self.0
+                .lock()
+                .ok()
+                .and_then(|mut writers| writers.writer(component))
+        });
+        writer.map_or(ComponentWriter::None, ComponentWriter::File)
+    }
 }
 
 /// Initialises logging for `component`. Both destinations get what
@@ -36,16 +152,16 @@ pub fn init(component: &str, log_dir: &Path, stderr_level: Option<LevelFilter>) 
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
 
+    let components = Arc::new(Mutex::new(ComponentWriters {
+        log_dir: log_dir.to_path_buf(),
+        own: component.to_string(),
+        ..Default::default()
+    }));
+    let component_layer = fmt::layer()
+        .with_writer(ThreadComponentFiles(Arc::clone(&components)))
+        .with_ansi(false);
     let folder = log_dir.join(component);
-    let file_setup = std::fs::create_dir_all(&folder).and_then(|_| {
-        tracing_appender::rolling::Builder::new()
-            .rotation(tracing_appender::rolling::Rotation::DAILY)
-            .filename_prefix(component)
-            .filename_suffix("log")
-            .build(&folder)
-            .map_err(std::io::Error::other)
-    });
-    match file_setup {
+    match daily_appender(&folder, component) {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let file_layer = fmt::layer().with_writer(writer).with_ansi(false);
@@ -53,8 +169,12 @@ pub fn init(component: &str, log_dir: &Path, stderr_level: Option<LevelFilter>) 
                 .with(filter)
                 .with(stderr_layer)
                 .with(file_layer)
+                .with(component_layer)
                 .try_init();
-            LogGuard { _file: Some(guard) }
+            LogGuard {
+                _file: Some(guard),
+                components,
+            }
         }
         Err(e) => {
             let _ = tracing_subscriber::registry()
@@ -65,7 +185,10 @@ pub fn init(component: &str, log_dir: &Path, stderr_level: Option<LevelFilter>) 
                 "cannot write logs under {}: {e}; logging to stderr only",
                 folder.display()
             );
-            LogGuard { _file: None }
+            LogGuard {
+                _file: None,
+                components,
+            }
         }
     }
 }

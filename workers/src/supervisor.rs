@@ -140,10 +140,14 @@ struct Supervised {
 impl Supervised {
     fn spawn(&mut self, registry: &Registry) {
         let (body, stop) = (Arc::clone(&self.job.body), Arc::clone(&self.stop));
+        let name = self.job.name;
         self.thread = Some(
             std::thread::Builder::new()
-                .name(self.job.name.into())
-                .spawn(move || body(&stop))
+                .name(name.into())
+                .spawn(move || {
+                    lakehouse::logging::set_thread_component(name);
+                    body(&stop)
+                })
                 .expect("spawn a worker thread"),
         );
         self.schedule.started(Instant::now());
