@@ -32,7 +32,6 @@ pub use job::job;
 pub use settings::{ApiArgs, ApiSettings};
 
 use crate::http_metrics::HttpMetrics;
-use crate::lake::inventory::FooterRows;
 use crate::lake::Lake;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
@@ -94,7 +93,6 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
     let state = Arc::new(AppState {
         http_metrics: HttpMetrics::new(audit.counters.clone()),
         limits: RateLimits::new(settings.rate_limit_per_second),
-        footers: FooterRows::default(),
         audit,
         lake,
         pool,

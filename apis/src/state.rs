@@ -6,7 +6,6 @@ use sqlx::PgPool;
 
 use crate::audit::AuditLog;
 use crate::http_metrics::HttpMetrics;
-use crate::lake::inventory::FooterRows;
 use crate::lake::Lake;
 use crate::rate_limit::RateLimits;
 use crate::settings::ApiSettings;
@@ -15,7 +14,6 @@ pub struct AppState {
     pub settings: ApiSettings,
     pub pool: PgPool,
     pub lake: Lake,
-    pub footers: FooterRows,
     pub audit: AuditLog,
     pub limits: RateLimits,
     pub http_metrics: HttpMetrics,

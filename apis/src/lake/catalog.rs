@@ -22,6 +22,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use lakehouse::lake::{COL_INGESTION_DATE, DATA_EXTENSION};
 
 use crate::error::ApiError;
+use crate::lake::data_files::FileCounts;
 
 /// How long a folder listing is trusted.
 const LISTING_TTL: Duration = Duration::from_secs(1);
@@ -32,6 +33,7 @@ pub struct Lake {
     root: PathBuf,
     runtime: Arc<RuntimeEnv>,
     tables: Mutex<HashMap<String, CachedTable>>,
+    counts: FileCounts,
 }
 
 struct CachedTable {
@@ -65,11 +67,17 @@ impl Lake {
             root,
             runtime,
             tables: Mutex::new(HashMap::new()),
+            counts: FileCounts::default(),
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Row counts known per file (footers, and matches of page filters).
+    pub fn counts(&self) -> &FileCounts {
+        &self.counts
     }
 
     /// A fresh query context with no tables: each query registers only what
@@ -183,7 +191,10 @@ impl Lake {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
-        let table = ListingTable::try_new(config).map_err(ApiError::internal)?;
+        // Statistics gathered once per file for every query, not per table.
+        let table = ListingTable::try_new(config)
+            .map_err(ApiError::internal)?
+            .with_cache(state.runtime_env().cache_manager.get_file_statistic_cache());
         Ok(Some(Arc::new(table)))
     }
 }

@@ -1,16 +1,9 @@
 //! What each dataset holds on disk, for `GET /api/v2/resources`: the lake
 //! inventory `lakectl status` also reads (`lakehouse_workers::lake::inventory`),
-//! with each file's row count remembered by path, size and modification
-//! time so that a listing does not re-read every footer.
-
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::SystemTime;
+//! with each file's row count remembered (`Lake::counts`) so that a listing
+//! does not re-read every footer.
 
 use chrono::NaiveDate;
-use lakehouse::lake::LakeFile;
-use lakehouse_workers::lake::files::data_rows;
 use lakehouse_workers::lake::inventory::{topic_inventory, TopicInventory};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -49,41 +42,9 @@ impl From<TopicInventory> for DatasetInventory {
     }
 }
 
-/// Row counts of data files already read.
-#[derive(Default)]
-pub struct FooterRows {
-    known: Mutex<HashMap<PathBuf, (u64, SystemTime, u64)>>,
-}
-
-impl FooterRows {
-    fn rows(&self, file: &LakeFile, modified: SystemTime) -> u64 {
-        let known = self
-            .known
-            .lock()
-            .expect("footer rows")
-            .get(&file.path)
-            .copied();
-        if let Some((bytes, at, rows)) = known {
-            if bytes == file.bytes && at == modified {
-                return rows;
-            }
-        }
-        let rows = data_rows(&file.path);
-        self.known
-            .lock()
-            .expect("footer rows")
-            .insert(file.path.clone(), (file.bytes, modified, rows));
-        rows
-    }
-}
-
-pub fn dataset_inventory(
-    lake: &Lake,
-    footers: &FooterRows,
-    dataset: &str,
-) -> Result<DatasetInventory, ApiError> {
+pub fn dataset_inventory(lake: &Lake, dataset: &str) -> Result<DatasetInventory, ApiError> {
     topic_inventory(lake.root(), dataset, &|file, modified| {
-        footers.rows(file, modified)
+        lake.counts().footer_rows(file, modified)
     })
     .map(DatasetInventory::from)
     .map_err(ApiError::internal)

@@ -2,10 +2,12 @@
 //! Parquet the lake sink writes.
 
 pub mod catalog;
+pub mod data_files;
 pub mod encode;
 pub mod inventory;
 pub mod metrics;
 pub mod page;
+pub mod page_read;
 pub mod sql;
 pub mod store;
 

@@ -1,19 +1,16 @@
-//! A page of a dataset: filters, projection and a stable order (Kafka
-//! partition, then offset: every landed row has one unique position), by
-//! page number or by cursor, with the total of rows matching the filters.
-//! Filters go to DataFusion as expressions over literals (never as SQL
-//! text), so that it prunes date folders, row groups and pages with them.
+//! The parameters of a dataset page: filters, projection, dates and a
+//! stable order (Kafka partition, then offset: every landed row has one
+//! unique position), by page number or by cursor, checked against the
+//! dataset's schema. Filters become DataFusion expressions over literals
+//! (never SQL text), so that it prunes row groups and pages with them;
+//! `page_read` reads the page.
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema};
 use base64::Engine;
 use chrono::NaiveDate;
-use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
 use datafusion::prelude::{ident, lit, Expr};
-use lakehouse::lake::{COL_INGESTION_DATE, COL_OFFSET, COL_PARTITION};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -92,15 +89,23 @@ pub struct PageRequest {
     pub page_size: u64,
     /// Requested columns (resolved to the dataset's names), or all.
     pub fields: Option<Vec<String>>,
+    /// Filters on the rows' own columns.
     pub filters: Vec<Expr>,
+    /// Ingestion dates included (folders outside are not read).
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
     pub version: Option<NaiveDate>,
 }
 
-pub struct Page {
-    pub total: u64,
-    pub batches: Vec<RecordBatch>,
-    pub rows: usize,
-    pub next_cursor: Option<String>,
+impl PageRequest {
+    /// The row filters as one text, the same for the same filters.
+    pub fn filter_key(&self) -> String {
+        self.filters
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
 }
 
 pub fn encode_cursor(partition: i32, offset: i64) -> String {
@@ -138,11 +143,6 @@ fn require_column<'a>(
     column(schema, name).ok_or_else(|| {
         ApiError::bad_parameter(parameter, format!("this dataset has no column {name:?}"))
     })
-}
-
-fn date_literal(date: NaiveDate) -> Expr {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    lit(ScalarValue::Date32(Some((date - epoch).num_days() as i32)))
 }
 
 const IN_LIST_FILTERS: [&str; 4] = ["payment_method", "country", "product_category", "status"];
@@ -285,21 +285,17 @@ impl DatasetQuery {
                 return Err(ApiError::bad_parameter("until", "until is before since"));
             }
         }
-        if let Some(since) = since {
-            filters.push(ident(COL_INGESTION_DATE).gt_eq(date_literal(since)));
-        }
-        let last_date = match (until, version) {
+        let until = match (until, version) {
             (Some(u), Some(v)) => Some(u.min(v)),
             (u, v) => u.or(v),
         };
-        if let Some(last) = last_date {
-            filters.push(ident(COL_INGESTION_DATE).lt_eq(date_literal(last)));
-        }
         Ok(PageRequest {
             position,
             page_size,
             fields,
             filters,
+            since,
+            until,
             version,
         })
     }
@@ -310,97 +306,6 @@ pub fn versions(lake: &Lake, dataset: &str) -> Result<Vec<NaiveDate>, ApiError> 
     let partitions =
         lakehouse::lake::date_partitions(&lake.dataset_dir(dataset)).map_err(ApiError::internal)?;
     Ok(partitions.into_iter().map(|p| p.date).collect())
-}
-
-pub async fn read_page(
-    lake: &Lake,
-    dataset: &str,
-    request: &PageRequest,
-) -> Result<Page, ApiError> {
-    if let Some(version) = request.version {
-        if !versions(lake, dataset)?.contains(&version) {
-            return Err(ApiError::not_found(format!(
-                "dataset {dataset} has no version {version}: see GET /api/v2/datasets/{dataset}/versions"
-            )));
-        }
-    }
-    let Some(table) = lake.table(dataset).await? else {
-        return Ok(Page {
-            total: 0,
-            batches: Vec::new(),
-            rows: 0,
-            next_cursor: None,
-        });
-    };
-    let ctx = lake.context();
-    let mut frame = ctx.read_table(table.clone())?;
-    for filter in &request.filters {
-        frame = frame.filter(filter.clone())?;
-    }
-    let total = frame.clone().count().await? as u64;
-    let skip = match request.position {
-        Position::Page(page) => ((page - 1) * request.page_size) as usize,
-        Position::After { partition, offset } => {
-            let (p, o) = (ident(COL_PARTITION), ident(COL_OFFSET));
-            frame = frame.filter(
-                p.clone()
-                    .gt(lit(partition))
-                    .or(p.eq(lit(partition)).and(o.gt(lit(offset)))),
-            )?;
-            0
-        }
-    };
-    let schema = table.schema();
-    let mut wanted: Vec<String> = match &request.fields {
-        Some(fields) => fields.clone(),
-        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
-    };
-    let shown = wanted.len();
-    for position_column in [COL_PARTITION, COL_OFFSET] {
-        if !wanted.iter().any(|w| w == position_column) {
-            wanted.push(position_column.to_string());
-        }
-    }
-    let frame = frame
-        .sort(vec![
-            ident(COL_PARTITION).sort(true, false),
-            ident(COL_OFFSET).sort(true, false),
-        ])?
-        .limit(skip, Some(request.page_size as usize))?
-        .select(wanted.iter().map(|w| ident(w.as_str())).collect::<Vec<_>>())?;
-    let batches = frame.collect().await?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let next_cursor = if rows as u64 == request.page_size {
-        last_position(&batches, &wanted).map(|(p, o)| encode_cursor(p, o))
-    } else {
-        None
-    };
-    let batches = batches
-        .into_iter()
-        .map(|b| b.project(&(0..shown).collect::<Vec<_>>()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)?;
-    Ok(Page {
-        total,
-        batches,
-        rows,
-        next_cursor,
-    })
-}
-
-fn last_position(batches: &[RecordBatch], columns: &[String]) -> Option<(i32, i64)> {
-    let batch = batches.iter().rev().find(|b| b.num_rows() > 0)?;
-    let index = |name: &str| columns.iter().position(|c| c == name);
-    let partitions = batch.column(index(COL_PARTITION)?);
-    let offsets = batch.column(index(COL_OFFSET)?);
-    let row = batch.num_rows() - 1;
-    let partition =
-        arrow_array::cast::as_primitive_array::<arrow_array::types::Int32Type>(partitions.as_ref())
-            .value(row);
-    let offset =
-        arrow_array::cast::as_primitive_array::<arrow_array::types::Int64Type>(offsets.as_ref())
-            .value(row);
-    Some((partition, offset))
 }
 
 /// The column types of a dataset, for `GET /resources` and error messages.
@@ -428,6 +333,7 @@ fn type_name(t: &DataType) -> String {
 mod tests {
     use super::*;
     use arrow_schema::Field;
+    use lakehouse::lake::{COL_OFFSET, COL_PARTITION};
 
     fn schema() -> Schema {
         Schema::new(vec![

@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::lake::encode::{self, Format};
 use crate::lake::page::{self, DatasetQuery};
+use crate::lake::page_read;
 use crate::permissions::{Permission, Resource};
 use crate::query_params::ApiQuery;
 use crate::state::SharedState;
@@ -89,7 +90,7 @@ pub async fn page(
         .await?
         .unwrap_or_else(|| std::sync::Arc::new(arrow_schema::Schema::empty()));
     let request = query.check(&schema)?;
-    let result = page::read_page(&state.lake, &dataset, &request).await?;
+    let result = page_read::read_page(&state.lake, &dataset, &request).await?;
     let format = Format::from_headers(&headers);
     let body = match format {
         Format::Ndjson => encode::ndjson(&result.batches)?,

@@ -70,7 +70,7 @@ pub async fn resources(
                 .collect(),
             None => Vec::new(),
         };
-        let inventory = dataset_inventory(&state.lake, &state.footers, &name)?;
+        let inventory = dataset_inventory(&state.lake, &name)?;
         lake.push(LakeResource {
             resource: resource.as_str().to_string(),
             name,

@@ -56,6 +56,10 @@ pub struct LakeSinkArgs {
     /// (BENCHMARKS.md).
     #[arg(long, env = "LAKEHOUSE_LAKE_DICTIONARY", action = clap::ArgAction::Set)]
     pub dictionary: Option<bool>,
+    /// Rows per data page (at most): a reader that wants a few rows, or
+    /// rows past an offset, decompresses only the pages holding them.
+    #[arg(long, env = "LAKEHOUSE_LAKE_PAGE_ROWS", default_value_t = 4096)]
+    pub page_rows: usize,
     /// Rotate a file after this many records.
     #[arg(
         long,
@@ -107,11 +111,15 @@ impl LakeSinkArgs {
         if self.row_group_rows == 0 {
             return Err("--row-group-rows must be at least 1".into());
         }
+        if self.page_rows == 0 {
+            return Err("--page-rows must be at least 1".into());
+        }
         Ok(WriterProperties::builder()
             .set_compression(compression)
             .set_dictionary_enabled(self.dictionary.unwrap_or(self.compression != Codec::Zstd))
             .set_statistics_enabled(statistics)
             .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_data_page_row_count_limit(self.page_rows)
             // Every raw record is unique and long: a dictionary and min/max
             // statistics would cost time and buy no pruning.
             .set_column_dictionary_enabled(ColumnPath::from(COL_RAW_JSON), false)
