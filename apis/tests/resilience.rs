@@ -23,15 +23,21 @@ fn count_rows(url: &str, path: &str, query_like: &str) -> i64 {
     })
 }
 
-#[test]
-fn access_log_entries_survive_a_postgres_outage_and_a_sigterm() {
-    let mut postgres = Postgres::start();
+/// A PostgreSQL of the test's own (to kill) with one database on it.
+fn own_postgres(database: &str) -> (Postgres, String) {
+    let postgres = Postgres::start();
     block_on(lakehouse::postgres::create_database_if_missing(
         &postgres.admin_url(),
-        "audit_outage",
+        database,
     ))
     .unwrap();
-    let url = postgres.url("audit_outage");
+    let url = postgres.url(database);
+    (postgres, url)
+}
+
+#[test]
+fn access_log_entries_survive_a_postgres_outage_and_a_sigterm() {
+    let (mut postgres, url) = own_postgres("audit_outage");
     let server = ApiServer::start_on(url.clone(), None, &[(0, 20)], &[]);
     for i in 0..5 {
         assert_eq!(
@@ -195,13 +201,7 @@ fn files_that_land_while_the_server_runs_are_visible_within_about_a_second() {
 /// when PostgreSQL is back, with no restart of the server.
 #[test]
 fn a_minute_long_postgres_outage_loses_no_access_log_entry() {
-    let mut postgres = Postgres::start();
-    block_on(lakehouse::postgres::create_database_if_missing(
-        &postgres.admin_url(),
-        "audit_minute",
-    ))
-    .unwrap();
-    let url = postgres.url("audit_minute");
+    let (mut postgres, url) = own_postgres("audit_minute");
     let server = ApiServer::start_on(url.clone(), None, &[(0, 20)], &[]);
     assert_eq!(server.call("GET", "/health", None, None).status, 200);
 
@@ -242,13 +242,7 @@ fn a_minute_long_postgres_outage_loses_no_access_log_entry() {
 /// lost (in /health and /metrics) rather than filling the disk.
 #[test]
 fn the_audit_spool_stays_within_its_bound() {
-    let mut postgres = Postgres::start();
-    block_on(lakehouse::postgres::create_database_if_missing(
-        &postgres.admin_url(),
-        "audit_bound",
-    ))
-    .unwrap();
-    let url = postgres.url("audit_bound");
+    let (mut postgres, url) = own_postgres("audit_bound");
     let server = ApiServer::start_on(
         url,
         None,

@@ -246,6 +246,12 @@ fn up_produce_down_and_state_survives_a_restart() {
     .into_json()
     .unwrap();
     assert_eq!(page["total"], 500);
+    // The API logs to its own folder, as it does when run on its own.
+    let api_log: String = std::fs::read_dir(project.dir.path().join("log/api"))
+        .expect("log/api/ under lakectl up")
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(api_log.contains("lakehouse API listening"), "{api_log}");
     let out = project.run(&["purge", "--dry-run"]);
     assert!(
         out.status.success(),
