@@ -143,15 +143,36 @@ pub fn record_count(bootstrap: &str, topic: &str) -> Result<i64, KafkaError> {
         .sum())
 }
 
-/// Records of `topic` that consumer group `group` has not committed yet:
-/// the sum over partitions of high watermark − committed offset (a partition
-/// with nothing committed counts whole).
-pub fn consumer_lag(
+/// One partition of a topic as a consumer group stands on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    /// First offset still held (low watermark).
+    pub low: i64,
+    /// Next offset to be written (high watermark).
+    pub end: i64,
+    /// The group's committed offset; `None` when it committed nothing yet.
+    pub committed: Option<i64>,
+}
+
+impl PartitionOffsets {
+    /// Records not yet committed: end − committed, or the whole partition
+    /// when nothing is committed.
+    pub fn lag(&self) -> i64 {
+        match self.committed {
+            Some(offset) => (self.end - offset).max(0),
+            None => self.end - self.low,
+        }
+    }
+}
+
+/// Each partition of `topic` with the committed offset of group `group`.
+pub fn group_offsets(
     bootstrap: &str,
     group: &str,
     topic: &str,
     timeout: Duration,
-) -> Result<i64, KafkaError> {
+) -> Result<Vec<PartitionOffsets>, KafkaError> {
     let marks = watermarks(bootstrap, topic)?;
     let consumer: BaseConsumer = client_config(bootstrap).set("group.id", group).create()?;
     let mut partitions = rdkafka::TopicPartitionList::new();
@@ -161,11 +182,31 @@ pub fn consumer_lag(
     let committed = consumer.committed_offsets(partitions, timeout)?;
     Ok(marks
         .iter()
-        .map(
-            |(p, low, high)| match committed.find_partition(topic, *p).map(|e| e.offset()) {
-                Some(rdkafka::Offset::Offset(o)) => (high - o).max(0),
-                _ => high - low,
+        .map(|&(partition, low, end)| PartitionOffsets {
+            partition,
+            low,
+            end,
+            committed: match committed
+                .find_partition(topic, partition)
+                .map(|e| e.offset())
+            {
+                Some(rdkafka::Offset::Offset(o)) => Some(o),
+                _ => None,
             },
-        )
+        })
+        .collect())
+}
+
+/// Records of `topic` that consumer group `group` has not committed yet:
+/// the sum over partitions of [`PartitionOffsets::lag`].
+pub fn consumer_lag(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i64, KafkaError> {
+    Ok(group_offsets(bootstrap, group, topic, timeout)?
+        .iter()
+        .map(PartitionOffsets::lag)
         .sum())
 }

@@ -1,10 +1,11 @@
 //! `lakectl`: the lakehouse console and command line.
 
+mod lag;
 mod produce;
 mod stack;
 mod state;
 mod status;
-mod tui;
+mod ui;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    /// How often the console reads the stack's status, in milliseconds.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_CONSOLE_REFRESH_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    refresh_ms: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -130,9 +139,15 @@ fn run(cli: Cli) -> Result<()> {
         LevelFilter::WARN
     };
     let _logs = lakehouse::logging::init("lakectl", &settings.log_dir, Some(stderr_level));
+    let refresh = Duration::from_millis(cli.refresh_ms.max(100));
     match cli.command {
-        None => tui::run(&settings, "q: quit (the stack keeps running)", || Ok(())),
-        Some(Command::Up { headless, sql }) => up(&settings, headless, &sql),
+        None => ui::run(
+            &settings,
+            refresh,
+            "q: quit (the stack keeps running)",
+            || Ok(()),
+        ),
+        Some(Command::Up { headless, sql }) => up(&settings, headless, &sql, refresh),
         Some(Command::StreamSql {
             command: StreamSqlCommand::Check { file, json },
         }) => {
@@ -180,7 +195,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn up(settings: &Settings, headless: bool, sql: &Path) -> Result<()> {
+fn up(settings: &Settings, headless: bool, sql: &Path, refresh: Duration) -> Result<()> {
     println!(
         "Starting the lakehouse stack (state in {})",
         settings.state_dir.display()
@@ -192,7 +207,7 @@ fn up(settings: &Settings, headless: bool, sql: &Path) -> Result<()> {
         println!("Stack is up. Ctrl-C or `lakectl down` stops it; `lakectl status` shows it.");
         wait_for_signal(&mut stack)
     } else {
-        tui::run(settings, "q: quit and stop the stack", || {
+        ui::run(settings, refresh, "q: quit and stop the stack", || {
             stack.check_components()
         })
     };

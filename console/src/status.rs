@@ -126,6 +126,15 @@ pub struct StatusReport {
     pub lake: Vec<TopicInventory>,
     /// The warehouse tables the table sink keeps (those with `ingestion_time`).
     pub warehouse: Vec<WarehouseTableStatus>,
+    /// Each consumer group's position on each partition of its topics.
+    pub groups: Vec<GroupOffsets>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub topic: String,
+    pub partitions: Vec<kafka::PartitionOffsets>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,12 +227,14 @@ pub async fn collect(settings: &Settings) -> StatusReport {
     );
 
     let broker_up = components["broker"].state == ComponentState::Running;
+    let mut groups = Vec::new();
     let lag = match broker_up {
         true => {
             group_lag(
                 &bootstrap,
                 STREAM_SQL_GROUP,
                 vec![settings.topics.transaction_log.clone()],
+                &mut groups,
             )
             .await
         }
@@ -243,7 +254,7 @@ pub async fn collect(settings: &Settings) -> StatusReport {
         lake_topics.push(settings.topics.transaction_log.clone());
     }
     let lake_lag = match broker_up {
-        true => group_lag(&bootstrap, LAKE_SINK_GROUP, lake_topics).await,
+        true => group_lag(&bootstrap, LAKE_SINK_GROUP, lake_topics, &mut groups).await,
         false => None,
     };
     components.insert(
@@ -263,7 +274,7 @@ pub async fn collect(settings: &Settings) -> StatusReport {
     };
     let table_topics: Vec<String> = warehouse.iter().map(|t| t.table.to_uppercase()).collect();
     let table_lag = match broker_up && !table_topics.is_empty() {
-        true => group_lag(&bootstrap, TABLE_SINK_GROUP, table_topics).await,
+        true => group_lag(&bootstrap, TABLE_SINK_GROUP, table_topics, &mut groups).await,
         false => None,
     };
     components.insert(
@@ -319,21 +330,46 @@ pub async fn collect(settings: &Settings) -> StatusReport {
         topics,
         lake,
         warehouse,
+        groups,
     }
 }
 
-/// Records of `topics` the consumer group has not committed yet.
-async fn group_lag(bootstrap: &str, group: &'static str, topics: Vec<String>) -> Option<i64> {
+/// Records of `topics` the consumer group has not committed yet; each
+/// topic's partitions are added to `groups`.
+async fn group_lag(
+    bootstrap: &str,
+    group: &'static str,
+    topics: Vec<String>,
+    groups: &mut Vec<GroupOffsets>,
+) -> Option<i64> {
     let bootstrap = bootstrap.to_string();
-    tokio::task::spawn_blocking(move || {
+    let found = tokio::task::spawn_blocking(move || {
         topics
-            .iter()
-            .map(|topic| kafka::consumer_lag(&bootstrap, group, topic, PROBE_TIMEOUT).ok())
-            .sum::<Option<i64>>()
+            .into_iter()
+            .map(|topic| {
+                let partitions =
+                    kafka::group_offsets(&bootstrap, group, &topic, PROBE_TIMEOUT).ok();
+                (topic, partitions)
+            })
+            .collect::<Vec<_>>()
     })
     .await
-    .ok()
-    .flatten()
+    .ok()?;
+    let mut total = Some(0);
+    for (topic, partitions) in found {
+        match partitions {
+            Some(partitions) => {
+                total = total.map(|t| t + partitions.iter().map(|p| p.lag()).sum::<i64>());
+                groups.push(GroupOffsets {
+                    group: group.to_string(),
+                    topic,
+                    partitions,
+                });
+            }
+            None => total = None,
+        }
+    }
+    total
 }
 
 /// The API server (a thread of `lakectl up`): running when its port answers.

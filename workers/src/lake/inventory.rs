@@ -23,6 +23,16 @@ pub struct TopicInventory {
     /// Seconds since the newest file was written.
     pub newest_file_age_secs: Option<u64>,
     pub dead_letters: u64,
+    /// Each `ingestion_date=` folder, oldest first.
+    pub dates: Vec<DateInventory>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DateInventory {
+    pub date: NaiveDate,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 /// Every topic folder of the lake at `root`, by name.
@@ -52,8 +62,15 @@ pub fn topic_inventory(
         newest_date: dates.last().map(|d| d.date),
         newest_file_age_secs: None,
         dead_letters: 0,
+        dates: Vec::new(),
     };
     for date in &dates {
+        let mut day = DateInventory {
+            date: date.date,
+            files: 0,
+            rows: 0,
+            bytes: 0,
+        };
         for file in lake::files_in(&date.path, DATA_EXTENSION)? {
             let Ok(meta) = std::fs::symlink_metadata(&file.path) else {
                 continue;
@@ -62,15 +79,20 @@ pub fn topic_inventory(
                 continue;
             }
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let rows = rows_of(&file, modified);
+            day.files += 1;
+            day.bytes += file.bytes;
+            day.rows += rows;
             item.files += 1;
             item.bytes += file.bytes;
-            item.rows += rows_of(&file, modified);
+            item.rows += rows;
             let age = modified.elapsed().ok().map(|d| d.as_secs());
             item.newest_file_age_secs = match (item.newest_file_age_secs, age) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
         }
+        item.dates.push(day);
     }
     for date in lake::date_partitions(&lake::dlq_topic_dir(root, topic))? {
         for file in lake::files_in(&date.path, DLQ_EXTENSION)? {

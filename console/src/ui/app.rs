@@ -1,0 +1,278 @@
+//! The console's state and the one place it changes: `update(app, action,
+//! now)`. Keys become actions (`keys`), background collectors send theirs
+//! (`collect`), and views only read the state (`views`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::rates::Rates;
+use crate::lag::LagHistory;
+use crate::status::StatusReport;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Lag,
+    Lake,
+    Warehouse,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::Overview, View::Lag, View::Lake, View::Warehouse];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Overview => "overview",
+            View::Lag => "lag",
+            View::Lake => "lake",
+            View::Warehouse => "warehouse",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).expect("a view")
+    }
+
+    /// A view by its name or a prefix of it (`:la` is ambiguous, `:lak` is not).
+    pub fn by_name(text: &str) -> Option<View> {
+        let text = text.trim().to_lowercase();
+        if text.is_empty() {
+            return None;
+        }
+        if let Some(v) = View::ALL.iter().find(|v| v.name() == text) {
+            return Some(*v);
+        }
+        let mut matching = View::ALL.iter().filter(|v| v.name().starts_with(&text));
+        match (matching.next(), matching.next()) {
+            (Some(v), None) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// A source read in the background: its last good reading and when, and
+/// the error of the last attempt if it failed.
+#[derive(Debug, Clone)]
+pub struct Source<T> {
+    pub value: Option<T>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+impl<T> Default for Source<T> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            read_at: None,
+            error: None,
+        }
+    }
+}
+
+impl<T> Source<T> {
+    /// No good reading for three refresh intervals (or none yet, with an error).
+    pub fn is_stale(&self, now: DateTime<Utc>, refresh: Duration) -> bool {
+        match self.read_at {
+            Some(at) => {
+                (now - at).to_std().unwrap_or_default() > refresh * 3 || self.error.is_some()
+            }
+            None => self.error.is_some(),
+        }
+    }
+}
+
+/// What the line at the bottom is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    None,
+    /// `/`: typing a filter for the current table.
+    Filter(String),
+    /// `:`: typing a view's name.
+    Command(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Quit,
+    NextView,
+    PreviousView,
+    Show(View),
+    Up,
+    Down,
+    Enter,
+    Back,
+    ToggleHelp,
+    StartFilter,
+    StartCommand,
+    Type(char),
+    Erase,
+    Submit,
+    /// Closes the prompt; a filter being typed is dropped.
+    Cancel,
+    /// A status reading finished (good or not).
+    Status(Result<Box<StatusReport>, String>, DateTime<Utc>),
+}
+
+pub struct App {
+    pub view: View,
+    /// The lake stream drilled into (Enter on the lake view).
+    pub drilled: Option<String>,
+    pub selected: usize,
+    /// The filter applied to the current table (empty: none).
+    pub filter: String,
+    pub prompt: Prompt,
+    pub help: bool,
+    pub quit: bool,
+    pub status: Source<Box<StatusReport>>,
+    pub lag: LagHistory,
+    pub rates: Rates,
+    pub refresh: Duration,
+    pub quit_hint: String,
+    /// A message for the bottom line (e.g. an unknown view name).
+    pub message: Option<String>,
+}
+
+impl App {
+    pub fn new(refresh: Duration, quit_hint: impl Into<String>) -> Self {
+        Self {
+            view: View::Overview,
+            drilled: None,
+            selected: 0,
+            filter: String::new(),
+            prompt: Prompt::None,
+            help: false,
+            quit: false,
+            status: Source::default(),
+            lag: LagHistory::default(),
+            rates: Rates::default(),
+            refresh,
+            quit_hint: quit_hint.into(),
+            message: None,
+        }
+    }
+
+    /// Where the user is: `lake › TRANSACTIONS_FLAT`.
+    pub fn breadcrumb(&self) -> String {
+        match &self.drilled {
+            Some(stream) => format!("{} › {stream}", self.view.name()),
+            None => self.view.name().to_string(),
+        }
+    }
+
+    fn show(&mut self, view: View) {
+        if self.view != view {
+            self.view = view;
+            self.drilled = None;
+            self.selected = 0;
+            self.filter.clear();
+        }
+    }
+
+    /// Rows of the current table (after the filter), for moving the cursor.
+    pub fn row_count(&self, now: DateTime<Utc>) -> usize {
+        super::views::row_count(self, now)
+    }
+}
+
+/// Applies one action. Everything the console does goes through here.
+pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
+    app.message = None;
+    match action {
+        Action::Quit => app.quit = true,
+        Action::NextView => app.show(View::ALL[(app.view.index() + 1) % View::ALL.len()]),
+        Action::PreviousView => {
+            app.show(View::ALL[(app.view.index() + View::ALL.len() - 1) % View::ALL.len()])
+        }
+        Action::Show(view) => app.show(view),
+        Action::Up => app.selected = app.selected.saturating_sub(1),
+        Action::Down => {
+            let rows = app.row_count(now);
+            if app.selected + 1 < rows {
+                app.selected += 1;
+            }
+        }
+        Action::Enter => {
+            if app.view == View::Lake && app.drilled.is_none() {
+                if let Some(stream) = super::views::lake::selected_stream(app) {
+                    app.drilled = Some(stream);
+                    app.selected = 0;
+                    app.filter.clear();
+                }
+            }
+        }
+        Action::Back => {
+            if app.help {
+                app.help = false;
+            } else if !app.filter.is_empty() {
+                app.filter.clear();
+                app.selected = 0;
+            } else if app.drilled.take().is_some() {
+                app.selected = 0;
+            }
+        }
+        Action::ToggleHelp => app.help = !app.help,
+        Action::StartFilter => app.prompt = Prompt::Filter(app.filter.clone()),
+        Action::StartCommand => app.prompt = Prompt::Command(String::new()),
+        Action::Type(c) => match &mut app.prompt {
+            Prompt::Filter(text) => {
+                text.push(c);
+                app.filter = text.clone();
+                app.selected = 0;
+            }
+            Prompt::Command(text) => text.push(c),
+            Prompt::None => {}
+        },
+        Action::Erase => match &mut app.prompt {
+            Prompt::Filter(text) => {
+                text.pop();
+                app.filter = text.clone();
+                app.selected = 0;
+            }
+            Prompt::Command(text) => {
+                text.pop();
+            }
+            Prompt::None => {}
+        },
+        Action::Submit => {
+            if let Prompt::Command(text) = &app.prompt {
+                match text.trim() {
+                    "q" | "quit" => app.quit = true,
+                    name => match View::by_name(name) {
+                        Some(view) => app.show(view),
+                        None => {
+                            app.message = Some(format!(
+                                "no view {name:?}: {}",
+                                View::ALL.map(View::name).join(", ")
+                            ))
+                        }
+                    },
+                }
+            }
+            app.prompt = Prompt::None;
+        }
+        Action::Cancel => {
+            if matches!(app.prompt, Prompt::Filter(_)) {
+                app.filter.clear();
+                app.selected = 0;
+            }
+            app.prompt = Prompt::None;
+        }
+        Action::Status(result, at) => match result {
+            Ok(report) => {
+                app.lag.record(&report.groups, at);
+                for (name, component) in &report.components {
+                    if let Some(counters) = &component.counters {
+                        app.rates.record(name, at, counters);
+                    }
+                }
+                app.status.value = Some(report);
+                app.status.read_at = Some(at);
+                app.status.error = None;
+                let rows = app.row_count(now);
+                app.selected = app.selected.min(rows.saturating_sub(1));
+            }
+            Err(e) => app.status.error = Some(e),
+        },
+    }
+}

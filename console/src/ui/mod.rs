@@ -1,0 +1,96 @@
+//! The console: a live, k9s-style view of the stack. The state and its one
+//! `update` are in `app`, keys in `keys`, pure views in `views`; readings
+//! come from a background collector over one channel, one reading in
+//! flight at a time, so that a slow component never freezes the screen.
+
+pub mod app;
+pub mod keys;
+pub mod rates;
+pub mod views;
+
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod tests;
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::Utc;
+use lakehouse::Settings;
+use ratatui::crossterm::event::{self, Event};
+
+use app::{update, Action, App};
+
+/// Shows the console until the user quits or `tick` fails; `tick` runs
+/// about four times a second on the calling thread.
+pub fn run(
+    settings: &Settings,
+    refresh: Duration,
+    quit_hint: &str,
+    mut tick: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    let (sender, receiver) = mpsc::channel();
+    spawn_collector(settings.clone(), refresh, sender);
+    let mut app = App::new(refresh, quit_hint);
+    // Restores the terminal on panic too.
+    let mut terminal = ratatui::init();
+    let outcome = event_loop(&mut terminal, &mut app, &receiver, &mut tick);
+    ratatui::restore();
+    outcome
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    readings: &Receiver<Action>,
+    tick: &mut impl FnMut() -> Result<()>,
+) -> Result<()> {
+    loop {
+        while let Ok(action) = readings.try_recv() {
+            update(app, action, Utc::now());
+        }
+        let now = Utc::now();
+        terminal.draw(|frame| views::render(frame, app, now))?;
+        if event::poll(Duration::from_millis(250))? {
+            if let Event::Key(key) = event::read()? {
+                if let Some(action) = keys::action_for(app, key) {
+                    update(app, action, Utc::now());
+                }
+            }
+        }
+        if app.quit {
+            return Ok(());
+        }
+        tick()?;
+    }
+}
+
+/// Reads the stack's status every `refresh`, the next reading starting
+/// only once the last one is done.
+fn spawn_collector(settings: Settings, refresh: Duration, sender: Sender<Action>) {
+    std::thread::Builder::new()
+        .name("console-status".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = sender.send(Action::Status(Err(e.to_string()), Utc::now()));
+                    return;
+                }
+            };
+            loop {
+                let report = runtime.block_on(crate::status::collect(&settings));
+                let reading = Action::Status(Ok(Box::new(report)), Utc::now());
+                if sender.send(reading).is_err() {
+                    return;
+                }
+                std::thread::sleep(refresh);
+            }
+        })
+        .expect("spawn the console's collector");
+}

@@ -1,0 +1,191 @@
+//! The console with fixed data: every view drawn at 80x24 and 160x48
+//! (snapshots), keys, view switching, the filter, drill-in, staleness, and
+//! a component going down and coming back.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+use super::app::{update, Action, App, View};
+use super::fixture::{report, start};
+use super::{keys, views};
+use crate::status::ComponentState;
+
+fn at(step: i64) -> DateTime<Utc> {
+    start() + chrono::Duration::seconds(2 * step)
+}
+
+/// The console after `steps` readings, 2 s apart.
+fn console(steps: i64) -> App {
+    let mut app = App::new(Duration::from_secs(2), "q: quit");
+    for step in 0..steps {
+        update(
+            &mut app,
+            Action::Status(Ok(Box::new(report(step, 4, 6))), at(step)),
+            at(step),
+        );
+    }
+    app
+}
+
+fn screen(app: &App, width: u16, height: u16, now: DateTime<Utc>) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| views::render(frame, app, now))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    let key = KeyEvent::new(code, KeyModifiers::NONE);
+    if let Some(action) = keys::action_for(app, key) {
+        update(app, action, at(20));
+    }
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn every_view_at_80x24_and_160x48() {
+    let mut app = console(12);
+    let now = at(11) + chrono::Duration::seconds(1);
+    for view in View::ALL {
+        update(&mut app, Action::Show(view), now);
+        for (w, h) in [(80, 24), (160, 48)] {
+            insta::assert_snapshot!(format!("{}_{w}x{h}", view.name()), screen(&app, w, h, now));
+        }
+    }
+}
+
+#[test]
+fn a_lake_stream_drilled_into_and_the_help() {
+    let mut app = console(3);
+    let now = at(2);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.drilled.as_deref(), Some("TRANSACTIONS_STREAM_01"));
+    insta::assert_snapshot!("lake_drilled_80x24", screen(&app, 80, 24, now));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.drilled, None);
+    press(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_80x24", screen(&app, 80, 24, now));
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.help);
+}
+
+#[test]
+fn stale_and_not_yet_read_states_say_so_in_words() {
+    let app = App::new(Duration::from_secs(2), "q: quit");
+    let first = screen(&app, 80, 24, at(0));
+    assert!(first.contains("collecting"), "{first}");
+
+    let mut app = console(4);
+    update(
+        &mut app,
+        Action::Status(Err("postgres: no answer within 2 s".into()), at(10)),
+        at(10),
+    );
+    let stale = screen(&app, 80, 24, at(10));
+    assert!(stale.contains("STALE since 12:00:06"), "{stale}");
+    assert!(stale.contains("no answer within 2 s"), "{stale}");
+    // The last good reading stays on screen.
+    assert!(stale.contains("lake-sink"), "{stale}");
+    insta::assert_snapshot!("overview_stale_80x24", stale);
+}
+
+#[test]
+fn views_switch_by_number_tab_and_name() {
+    let mut app = console(1);
+    press(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.view, View::Lag);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.view, View::Lake);
+    press(&mut app, KeyCode::BackTab);
+    press(&mut app, KeyCode::BackTab);
+    assert_eq!(app.view, View::Overview);
+    press(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "wa");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Warehouse);
+    press(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "nope");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Warehouse);
+    assert!(app.message.as_deref().unwrap().contains("no view"));
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+}
+
+#[test]
+fn the_filter_narrows_the_table_and_esc_clears_it() {
+    let mut app = console(2);
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.row_count(at(2)), 4);
+    press(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "stream_0");
+    assert_eq!(app.row_count(at(2)), 3);
+    press(&mut app, KeyCode::Backspace);
+    typed(&mut app, "03");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.row_count(at(2)), 1);
+    // j/k stay inside the table.
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.selected, 0);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.row_count(at(2)), 4);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.selected, 1);
+}
+
+#[test]
+fn a_component_going_down_and_coming_back() {
+    let mut app = console(2);
+    let mut down = report(2, 4, 6);
+    down.components.get_mut("broker").unwrap().state = ComponentState::Unreachable;
+    update(&mut app, Action::Status(Ok(Box::new(down)), at(2)), at(2));
+    let text = screen(&app, 80, 24, at(2));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("broker") && l.contains("✗ down")),
+        "{text}"
+    );
+    update(
+        &mut app,
+        Action::Status(Ok(Box::new(report(3, 4, 6))), at(3)),
+        at(3),
+    );
+    let text = screen(&app, 80, 24, at(3));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("broker") && l.contains("● running")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_lag_view_shows_each_partition_with_its_burrow_status() {
+    let app = console(14);
+    let mut app = app;
+    update(&mut app, Action::Show(View::Lag), at(13));
+    let text = screen(&app, 160, 48, at(13) + chrono::Duration::seconds(1));
+    // The lake sink keeps consuming but never catches up: WARN after a
+    // full window; the table sink stopped committing at step 3: STOP.
+    let lake_rows: Vec<&str> = text.lines().filter(|l| l.contains("lake_sink")).collect();
+    assert_eq!(lake_rows.len(), 3, "{text}");
+    assert!(lake_rows.iter().all(|l| l.contains("WARN")), "{text}");
+    let table_rows: Vec<&str> = text.lines().filter(|l| l.contains("table_sink")).collect();
+    assert!(
+        !table_rows.is_empty() && table_rows.iter().all(|l| l.contains("STOP")),
+        "{text}"
+    );
+}

@@ -1,0 +1,81 @@
+//! Lake: per stream, its date partitions, files, rows, bytes, oldest and
+//! newest partition and dead letters; Enter shows one stream's dates.
+
+use ratatui::layout::Constraint;
+
+use super::{short_bytes, TableData};
+use crate::ui::app::App;
+
+/// The stream under the cursor (the filter applies as the table shows it).
+pub fn selected_stream(app: &App) -> Option<String> {
+    super::table_for(app, chrono::Utc::now())
+        .rows
+        .get(app.selected)
+        .and_then(|row| row.first().cloned())
+}
+
+pub fn table(app: &App) -> TableData {
+    if let Some(stream) = &app.drilled {
+        let dates = app
+            .status
+            .value
+            .iter()
+            .flat_map(|r| r.lake.iter())
+            .find(|t| &t.topic == stream)
+            .map(|t| t.dates.clone())
+            .unwrap_or_default();
+        return TableData {
+            title: format!("{stream}: ingestion_date partitions"),
+            columns: vec![
+                ("ingestion_date", Constraint::Length(14)),
+                ("files", Constraint::Length(7)),
+                ("rows", Constraint::Length(12)),
+                ("bytes", Constraint::Min(10)),
+            ],
+            rows: dates
+                .iter()
+                .rev()
+                .map(|d| {
+                    vec![
+                        d.date.to_string(),
+                        d.files.to_string(),
+                        d.rows.to_string(),
+                        short_bytes(d.bytes),
+                    ]
+                })
+                .collect(),
+        };
+    }
+    let rows = app
+        .status
+        .value
+        .iter()
+        .flat_map(|r| r.lake.iter())
+        .map(|t| {
+            vec![
+                t.topic.clone(),
+                t.partitions.to_string(),
+                t.files.to_string(),
+                t.rows.to_string(),
+                short_bytes(t.bytes),
+                t.oldest_date.map(|d| d.to_string()).unwrap_or_default(),
+                t.newest_date.map(|d| d.to_string()).unwrap_or_default(),
+                t.dead_letters.to_string(),
+            ]
+        })
+        .collect();
+    TableData {
+        title: "lake streams (Enter: dates)".into(),
+        columns: vec![
+            ("stream", Constraint::Min(16)),
+            ("days", Constraint::Length(4)),
+            ("files", Constraint::Length(5)),
+            ("rows", Constraint::Length(8)),
+            ("bytes", Constraint::Length(9)),
+            ("oldest", Constraint::Length(10)),
+            ("newest", Constraint::Length(10)),
+            ("dlq", Constraint::Length(3)),
+        ],
+        rows,
+    }
+}

@@ -1,0 +1,152 @@
+//! Overview: each component's health (state in words and a symbol, not
+//! colour alone), restarts, records/s in and out over the last minute, lag
+//! and its last error; under it the totals: lag with its trend, the lake,
+//! the warehouse and dead letters.
+
+use chrono::{DateTime, Utc};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
+use ratatui::Frame;
+
+use super::{short_bytes, short_number, TableData};
+use crate::status::{ComponentState, ComponentStatus};
+use crate::ui::app::App;
+
+pub const SUMMARY_LINES: u16 = 6;
+
+pub fn state_words(c: &ComponentStatus) -> String {
+    match c.state {
+        ComponentState::Running => "● running".into(),
+        ComponentState::Stopped => "○ stopped".into(),
+        ComponentState::Unreachable => "✗ down".into(),
+        ComponentState::Restarting => format!("↻ restarting {}", c.restarts.unwrap_or(0)),
+        ComponentState::Failed => "✗ FAILED".into(),
+    }
+}
+
+/// The last `width` values as bars (`▁` to `█`, relative to their maximum).
+pub fn spark(values: &[u64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let values = &values[values.len().saturating_sub(width)..];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|v| match max {
+            0 => BARS[0],
+            max => BARS[((*v * 7).div_ceil(max)) as usize],
+        })
+        .collect()
+}
+
+pub fn table(app: &App, _now: DateTime<Utc>) -> TableData {
+    let rows = app
+        .status
+        .value
+        .iter()
+        .flat_map(|report| report.components.iter())
+        .map(|(name, c)| {
+            let rates = app
+                .rates
+                .per_second(name)
+                .map(|(i, o)| format!("{} / {}", short_number(i), short_number(o)))
+                .unwrap_or_else(|| "-".into());
+            let problem = match (&c.last_error, c.last_error_at, &c.detail) {
+                (Some(e), Some(at), _) => format!("{} {e}", at.format("%H:%M:%S")),
+                (Some(e), None, _) => e.clone(),
+                (None, _, Some(d)) if c.state != ComponentState::Running => d.clone(),
+                _ => c.endpoint.clone(),
+            };
+            vec![
+                name.replace('_', "-"),
+                state_words(c),
+                c.restarts.map(|r| r.to_string()).unwrap_or_default(),
+                rates,
+                spark(&app.rates.out_steps(name), 8),
+                c.lag.map(|l| short_number(l as f64)).unwrap_or_default(),
+                problem,
+            ]
+        })
+        .collect();
+    TableData {
+        title: "components".into(),
+        columns: vec![
+            ("component", Constraint::Length(11)),
+            ("state", Constraint::Length(14)),
+            ("rst", Constraint::Length(3)),
+            ("in/out per s", Constraint::Length(13)),
+            ("out, 1 min", Constraint::Length(10)),
+            ("lag", Constraint::Length(7)),
+            ("last error or endpoint", Constraint::Min(10)),
+        ],
+        rows,
+    }
+}
+
+pub fn render_summary(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
+    if area.height < 3 {
+        return;
+    }
+    let block = Block::default().borders(Borders::ALL).title(" totals ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [text_area, trend_area] =
+        Layout::horizontal([Constraint::Min(40), Constraint::Percentage(30)]).areas(inner);
+    let Some(report) = &app.status.value else {
+        frame.render_widget(Paragraph::new("no reading yet"), text_area);
+        return;
+    };
+    let groups = app.lag.groups(now);
+    let total_lag: i64 = groups.iter().map(|(_, _, lag)| lag).sum();
+    let group_words: Vec<String> = groups
+        .iter()
+        .map(|(group, status, _)| {
+            format!(
+                "{} {}",
+                group.trim_start_matches("lakehouse_"),
+                status.word()
+            )
+        })
+        .collect();
+    let lake_rows: u64 = report.lake.iter().map(|t| t.rows).sum();
+    let lake_bytes: u64 = report.lake.iter().map(|t| t.bytes).sum();
+    let newest = report
+        .lake
+        .iter()
+        .filter_map(|t| t.newest_file_age_secs)
+        .min()
+        .map(|s| format!("{s}s ago"))
+        .unwrap_or_else(|| "none".into());
+    let dead_letters: u64 = report.lake.iter().map(|t| t.dead_letters).sum();
+    let warehouse_rows: i64 = report.warehouse.iter().map(|t| t.rows).sum();
+    let lines = vec![
+        Line::from(format!(
+            "lag {}  {}",
+            short_number(total_lag as f64),
+            group_words.join("  ")
+        )),
+        Line::from(format!(
+            "lake {} streams, {} rows, {}, newest file {newest}",
+            report.lake.len(),
+            short_number(lake_rows as f64),
+            short_bytes(lake_bytes)
+        )),
+        Line::from(format!(
+            "warehouse {} tables, {} rows   dead letters {dead_letters}",
+            report.warehouse.len(),
+            short_number(warehouse_rows as f64)
+        )),
+        Line::from(format!(
+            "lag trend (last {} readings) →",
+            app.lag.totals().len()
+        )),
+    ];
+    frame.render_widget(Paragraph::new(lines), text_area);
+    let totals = app.lag.totals();
+    frame.render_widget(
+        Sparkline::default()
+            .block(Block::default().title("lag"))
+            .data(totals),
+        trend_area,
+    );
+}
