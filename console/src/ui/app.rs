@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::actions::{Effect, Modal, ProducerForm, ProducerProgress};
 use super::rates::Rates;
 use crate::lag::LagHistory;
 use crate::status::StatusReport;
@@ -110,6 +111,27 @@ pub enum Action {
     Submit,
     /// Closes the prompt; a filter being typed is dropped.
     Cancel,
+    /// `p`: the producer form.
+    OpenProducer,
+    /// `s`: stop the console's producer run.
+    StopProducer,
+    /// `x`: a purge, dry run first.
+    OpenPurge,
+    /// `y` in a confirmation.
+    Confirm,
+    /// Tab / ↓ in a form.
+    NextField,
+    /// Shift-Tab / ↑ in a form.
+    PreviousField,
+    /// The producer run's progress: delivered and failed so far.
+    ProducerProgress(u64, u64),
+    /// The producer run ended (its summary, or why it could not start).
+    ProducerDone(String),
+    /// The purge dry run's report and how many partitions it would
+    /// remove, or its error.
+    PurgePlanned(Result<(String, usize), String>),
+    /// The purge's report, or its error.
+    Purged(Result<String, String>),
     /// A status reading finished (good or not).
     Status(Result<Box<StatusReport>, String>, DateTime<Utc>),
 }
@@ -131,6 +153,10 @@ pub struct App {
     pub quit_hint: String,
     /// A message for the bottom line (e.g. an unknown view name).
     pub message: Option<String>,
+    pub modal: Option<Modal>,
+    pub producer: Option<ProducerProgress>,
+    /// Work for the run loop, taken by it after each update.
+    pub effects: Vec<Effect>,
 }
 
 impl App {
@@ -149,7 +175,14 @@ impl App {
             refresh,
             quit_hint: quit_hint.into(),
             message: None,
+            modal: None,
+            producer: None,
+            effects: Vec::new(),
         }
+    }
+
+    fn producer_running(&self) -> bool {
+        self.producer.as_ref().is_some_and(|p| p.finished.is_none())
     }
 
     /// Where the user is: `lake › TRANSACTIONS_FLAT`.
@@ -178,6 +211,9 @@ impl App {
 /// Applies one action. Everything the console does goes through here.
 pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
     app.message = None;
+    if app.modal.is_some() && update_modal(app, &action) {
+        return;
+    }
     match action {
         Action::Quit => app.quit = true,
         Action::NextView => app.show(View::ALL[(app.view.index() + 1) % View::ALL.len()]),
@@ -258,6 +294,39 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
             }
             app.prompt = Prompt::None;
         }
+        Action::OpenProducer => {
+            if app.producer_running() {
+                app.message = Some("a producer run is under way (s stops it)".into());
+            } else {
+                app.modal = Some(Modal::ProducerForm(ProducerForm::default()));
+            }
+        }
+        Action::StopProducer => {
+            if let Some(p) = app.producer.as_mut().filter(|p| p.finished.is_none()) {
+                p.stopping = true;
+                app.effects.push(Effect::StopProducer);
+            }
+        }
+        Action::OpenPurge => {
+            app.modal = Some(Modal::PurgePlanning);
+            app.effects.push(Effect::PurgeDryRun);
+        }
+        Action::ProducerProgress(delivered, failed) => {
+            if let Some(p) = app.producer.as_mut() {
+                p.delivered = delivered;
+                p.failed = failed;
+            }
+        }
+        Action::ProducerDone(summary) => {
+            if let Some(p) = app.producer.as_mut() {
+                p.finished = Some(summary);
+            }
+        }
+        Action::Confirm
+        | Action::NextField
+        | Action::PreviousField
+        | Action::PurgePlanned(_)
+        | Action::Purged(_) => {}
         Action::Status(result, at) => match result {
             Ok(report) => {
                 app.lag.record(&report.groups, at);
@@ -275,4 +344,66 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
             Err(e) => app.status.error = Some(e),
         },
     }
+}
+
+/// Actions while a window is open; true when the action was the window's.
+fn update_modal(app: &mut App, action: &Action) -> bool {
+    let Some(modal) = app.modal.as_mut() else {
+        return false;
+    };
+    match (modal, action) {
+        (Modal::ProducerForm(form), Action::Type(c)) => {
+            form.fields[form.focus].push(*c);
+            form.error = None;
+        }
+        (Modal::ProducerForm(form), Action::Erase) => {
+            form.fields[form.focus].pop();
+            form.error = None;
+        }
+        (Modal::ProducerForm(form), Action::NextField) => form.focus = (form.focus + 1) % 3,
+        (Modal::ProducerForm(form), Action::PreviousField) => form.focus = (form.focus + 2) % 3,
+        (Modal::ProducerForm(form), Action::Submit) => match form.request() {
+            Ok(request) => app.modal = Some(Modal::ConfirmProducer(request)),
+            Err(e) => form.error = Some(e),
+        },
+        (Modal::ConfirmProducer(request), Action::Confirm) => {
+            let request = *request;
+            app.producer = Some(ProducerProgress {
+                request,
+                delivered: 0,
+                failed: 0,
+                stopping: false,
+                finished: None,
+            });
+            app.effects.push(Effect::StartProducer(request));
+            app.modal = None;
+        }
+        (Modal::PurgePlanning, Action::PurgePlanned(result)) => {
+            app.modal = Some(match result {
+                Ok((plan, 0)) => Modal::PurgeResult(plan.clone()),
+                Ok((plan, _)) => Modal::ConfirmPurge(plan.clone()),
+                Err(e) => Modal::PurgeResult(format!("the dry run failed: {e}")),
+            });
+        }
+        (Modal::ConfirmPurge(_), Action::Confirm) => {
+            app.modal = Some(Modal::Purging);
+            app.effects.push(Effect::Purge);
+        }
+        (Modal::Purging, Action::Purged(result)) => {
+            app.modal = Some(Modal::PurgeResult(match result {
+                Ok(report) => report.clone(),
+                Err(e) => format!("the purge failed: {e}"),
+            }));
+        }
+        // A purge under way cannot be walked away from; the rest can.
+        (Modal::Purging | Modal::PurgePlanning, Action::Cancel | Action::Back) => {}
+        (_, Action::Cancel | Action::Back) => app.modal = None,
+        (Modal::PurgeResult(_), Action::Submit | Action::Confirm) => app.modal = None,
+        (_, Action::Quit) => return false,
+        (_, Action::Status(..) | Action::ProducerProgress(..) | Action::ProducerDone(_)) => {
+            return false
+        }
+        _ => {}
+    }
+    true
 }

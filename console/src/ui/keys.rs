@@ -3,6 +3,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::actions::Modal;
 use super::app::{Action, App, Prompt, View};
 
 /// The keys of a view, for `?`.
@@ -22,6 +23,12 @@ pub const HELP: &[(&str, &str)] = &[
         "back: close help, clear the filter, leave a drill-in",
     ),
     ("/text Enter", "filter the current table (Esc clears)"),
+    (
+        "p",
+        "start a producer run (a form: rate, count, bad ratio; then y)",
+    ),
+    ("s", "stop the console's producer run"),
+    ("x", "purge: a dry run first, then y deletes"),
     ("?", "this help"),
     ("q / Ctrl-C", "quit"),
 ];
@@ -32,6 +39,21 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
     }
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
+    }
+    if let Some(modal) = &app.modal {
+        return match (modal, key.code) {
+            (Modal::ProducerForm(_), KeyCode::Tab | KeyCode::Down) => Some(Action::NextField),
+            (Modal::ProducerForm(_), KeyCode::BackTab | KeyCode::Up) => Some(Action::PreviousField),
+            (Modal::ProducerForm(_), KeyCode::Enter) => Some(Action::Submit),
+            (Modal::ProducerForm(_), KeyCode::Backspace) => Some(Action::Erase),
+            (Modal::ProducerForm(_), KeyCode::Char(c)) => Some(Action::Type(c)),
+            (Modal::ConfirmProducer(_) | Modal::ConfirmPurge(_), KeyCode::Char('y')) => {
+                Some(Action::Confirm)
+            }
+            (Modal::PurgeResult(_), KeyCode::Enter) => Some(Action::Submit),
+            (_, KeyCode::Esc | KeyCode::Char('n')) => Some(Action::Cancel),
+            _ => None,
+        };
     }
     if app.prompt != Prompt::None {
         return match key.code {
@@ -54,6 +76,9 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('?') => Action::ToggleHelp,
         KeyCode::Char('/') => Action::StartFilter,
         KeyCode::Char(':') => Action::StartCommand,
+        KeyCode::Char('p') => Action::OpenProducer,
+        KeyCode::Char('s') => Action::StopProducer,
+        KeyCode::Char('x') => Action::OpenPurge,
         _ => return None,
     })
 }

@@ -3,7 +3,9 @@
 //! come from a background collector over one channel, one reading in
 //! flight at a time, so that a slow component never freezes the screen.
 
+pub mod actions;
 pub mod app;
+pub mod effects;
 pub mod keys;
 pub mod rates;
 pub mod views;
@@ -32,11 +34,13 @@ pub fn run(
     mut tick: impl FnMut() -> Result<()>,
 ) -> Result<()> {
     let (sender, receiver) = mpsc::channel();
-    spawn_collector(settings.clone(), refresh, sender);
+    spawn_collector(settings.clone(), refresh, sender.clone());
     let mut app = App::new(refresh, quit_hint);
+    let mut runner = effects::Runner::new(settings.clone(), sender);
     // Restores the terminal on panic too.
     let mut terminal = ratatui::init();
-    let outcome = event_loop(&mut terminal, &mut app, &receiver, &mut tick);
+    let outcome = event_loop(&mut terminal, &mut app, &receiver, &mut runner, &mut tick);
+    runner.stop();
     ratatui::restore();
     outcome
 }
@@ -45,11 +49,15 @@ fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     readings: &Receiver<Action>,
+    runner: &mut effects::Runner,
     tick: &mut impl FnMut() -> Result<()>,
 ) -> Result<()> {
     loop {
         while let Ok(action) = readings.try_recv() {
             update(app, action, Utc::now());
+        }
+        for effect in app.effects.drain(..) {
+            runner.run(effect);
         }
         let now = Utc::now();
         terminal.draw(|frame| views::render(frame, app, now))?;
@@ -70,6 +78,7 @@ fn event_loop(
 /// Reads the stack's status every `refresh`, the next reading starting
 /// only once the last one is done.
 fn spawn_collector(settings: Settings, refresh: Duration, sender: Sender<Action>) {
+    let sender = sender.clone();
     std::thread::Builder::new()
         .name("console-status".into())
         .spawn(move || {

@@ -189,3 +189,90 @@ fn the_lag_view_shows_each_partition_with_its_burrow_status() {
         "{text}"
     );
 }
+
+#[test]
+fn a_producer_run_is_confirmed_then_shown_and_can_be_stopped() {
+    use super::actions::{Effect, Modal};
+    let mut app = console(2);
+    press(&mut app, KeyCode::Char('p'));
+    assert!(matches!(app.modal, Some(Modal::ProducerForm(_))));
+    // count: "1000" → "10x": refused, naming the field.
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Backspace);
+    press(&mut app, KeyCode::Backspace);
+    typed(&mut app, "x");
+    press(&mut app, KeyCode::Enter);
+    let Some(Modal::ProducerForm(form)) = &app.modal else {
+        panic!("the form stays open")
+    };
+    assert!(form.error.as_deref().unwrap().starts_with("count"));
+    insta::assert_snapshot!("producer_form_80x24", screen(&app, 80, 24, at(2)));
+    press(&mut app, KeyCode::Backspace);
+    typed(&mut app, "0");
+    press(&mut app, KeyCode::Enter);
+    assert!(matches!(app.modal, Some(Modal::ConfirmProducer(_))));
+    assert!(app.effects.is_empty(), "nothing starts before y");
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.effects.len(), 1);
+    let Effect::StartProducer(request) = app.effects.remove(0) else {
+        panic!("the producer starts")
+    };
+    assert_eq!((request.count, request.rate), (100, Some(100.0)));
+    update(&mut app, Action::ProducerProgress(40, 0), at(3));
+    assert!(screen(&app, 80, 24, at(3)).contains("producer 40/100 (40%)"));
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(app.effects, vec![Effect::StopProducer]);
+    update(&mut app, Action::ProducerDone("40 delivered".into()), at(4));
+    assert!(screen(&app, 80, 24, at(4)).contains("producer done: 40 delivered"));
+}
+
+#[test]
+fn a_purge_shows_its_dry_run_and_deletes_only_on_y() {
+    use super::actions::{Effect, Modal};
+    let mut app = console(2);
+    press(&mut app, KeyCode::Char('x'));
+    assert_eq!(
+        app.effects.drain(..).collect::<Vec<_>>(),
+        vec![Effect::PurgeDryRun]
+    );
+    assert_eq!(app.modal, Some(Modal::PurgePlanning));
+    let plan = "topic                                date          files       rows        bytes\ntransaction_log                      2026-10-01        3        900       120000\n";
+    update(&mut app, Action::PurgePlanned(Ok((plan.into(), 1))), at(3));
+    insta::assert_snapshot!("purge_confirm_80x24", screen(&app, 80, 24, at(3)));
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(app.modal, None);
+    assert!(app.effects.is_empty(), "n keeps everything");
+
+    press(&mut app, KeyCode::Char('x'));
+    app.effects.clear();
+    update(&mut app, Action::PurgePlanned(Ok((plan.into(), 1))), at(3));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.effects, vec![Effect::Purge]);
+    assert_eq!(app.modal, Some(Modal::Purging));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(
+        app.modal,
+        Some(Modal::Purging),
+        "a purge under way stays on screen"
+    );
+    update(
+        &mut app,
+        Action::Purged(Ok("removed 1 partition".into())),
+        at(4),
+    );
+    assert!(screen(&app, 80, 24, at(4)).contains("removed 1 partition"));
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.modal, None);
+
+    // Nothing to remove: the dry run's answer, no confirmation.
+    press(&mut app, KeyCode::Char('x'));
+    update(
+        &mut app,
+        Action::PurgePlanned(Ok(("nothing expired".into(), 0))),
+        at(5),
+    );
+    assert_eq!(
+        app.modal,
+        Some(Modal::PurgeResult("nothing expired".into()))
+    );
+}

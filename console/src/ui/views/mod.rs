@@ -15,6 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
+use super::actions::{Modal, FIELD_LABELS};
 use super::app::{App, Prompt, View};
 use super::keys::HELP;
 
@@ -73,9 +74,90 @@ pub fn render(frame: &mut Frame, app: &App, now: DateTime<Utc>) {
     };
     render_table(frame, body, table_for(app, now), app.selected);
     frame.render_widget(Paragraph::new(bottom_line(app)), footer);
+    if let Some(modal) = &app.modal {
+        render_modal(frame, frame.area(), modal);
+    }
     if app.help {
         render_help(frame, frame.area());
     }
+}
+
+fn popup(area: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (width.min(area.width), height.min(area.height));
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+fn render_modal(frame: &mut Frame, area: Rect, modal: &Modal) {
+    let (title, lines): (&str, Vec<Line>) = match modal {
+        Modal::ProducerForm(form) => {
+            let mut lines: Vec<Line> = FIELD_LABELS
+                .iter()
+                .zip(&form.fields)
+                .enumerate()
+                .map(|(i, (label, value))| {
+                    let (marker, cursor) = if i == form.focus {
+                        ("›", "▏")
+                    } else {
+                        (" ", "")
+                    };
+                    Line::from(format!("{marker} {label:<44} {value}{cursor}"))
+                })
+                .collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from(match &form.error {
+                Some(e) => format!("✗ {e}"),
+                None => "Tab/↑↓ field  Enter start  Esc cancel".into(),
+            }));
+            (" producer run ", lines)
+        }
+        Modal::ConfirmProducer(request) => (
+            " start the producer? ",
+            vec![
+                Line::from(format!(
+                    "send {} transactions to the broker at {}, {:.0}% malformed on purpose",
+                    request.count,
+                    request
+                        .rate
+                        .map(|r| format!("{r} records/s"))
+                        .unwrap_or_else(|| "full speed".into()),
+                    request.bad_ratio * 100.0
+                )),
+                Line::from(""),
+                Line::from("y: start   n/Esc: cancel"),
+            ],
+        ),
+        Modal::PurgePlanning => (" purge ", vec![Line::from("dry run under way…")]),
+        Modal::ConfirmPurge(plan) => {
+            let mut lines: Vec<Line> = plan.lines().map(|l| Line::from(l.to_string())).collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from("y: delete these now   n/Esc: keep them"));
+            (" purge: what the dry run would remove ", lines)
+        }
+        Modal::Purging => (" purge ", vec![Line::from("deleting…")]),
+        Modal::PurgeResult(report) => {
+            let mut lines: Vec<Line> = report.lines().map(|l| Line::from(l.to_string())).collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from("Enter/Esc: close"));
+            (" purge ", lines)
+        }
+    };
+    let width = lines
+        .iter()
+        .map(|l| l.width() as u16 + 4)
+        .max()
+        .unwrap_or(20)
+        .max(title.len() as u16 + 4);
+    let area = popup(area, width, lines.len() as u16 + 2);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
 }
 
 fn title_line(app: &App, now: DateTime<Utc>) -> Line<'static> {
@@ -120,6 +202,9 @@ fn bottom_line(app: &App) -> Line<'static> {
         Prompt::None => match (&app.message, &app.status.error) {
             (Some(message), _) => Line::from(message.clone()),
             (None, Some(error)) => Line::from(format!("last reading failed: {error}")),
+            (None, None) if app.producer.is_some() => {
+                Line::from(app.producer.as_ref().map(|p| p.line()).unwrap_or_default())
+            }
             (None, None) => {
                 let filter = if app.filter.is_empty() {
                     String::new()
@@ -173,17 +258,10 @@ fn render_table(frame: &mut Frame, area: Rect, data: TableData, selected: usize)
 }
 
 fn render_help(frame: &mut Frame, area: Rect) {
-    let width = area.width.min(72);
-    let height = (HELP.len() as u16 + 2).min(area.height);
-    let popup = Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    };
+    let popup = popup(area, 78, HELP.len() as u16 + 2);
     let lines: Vec<Line> = HELP
         .iter()
-        .map(|(keys, what)| Line::from(format!(" {keys:<22} {what}")))
+        .map(|(keys, what)| Line::from(format!(" {keys:<21} {what}")))
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
