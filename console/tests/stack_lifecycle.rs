@@ -3,100 +3,16 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lakehouse::local::{ports, process::is_alive};
-use lakehouse_testkit::{shared_broker, shared_postgres, ScratchDir};
+use lakehouse_testkit::{shared_broker, shared_postgres};
 use serde_json::Value;
 
-struct Project {
-    dir: ScratchDir,
-    kafka_port: u16,
-    postgres_port: u16,
-    api_port: u16,
-    /// Extra environment for every lakectl call (e.g. external services).
-    env: Vec<(&'static str, String)>,
-}
+mod support;
+use support::{all_running, Project};
 
-impl Project {
-    fn new(name: &str) -> Self {
-        Self {
-            dir: ScratchDir::new(name),
-            kafka_port: ports::free_port(),
-            postgres_port: ports::free_port(),
-            api_port: ports::free_port(),
-            env: Vec::new(),
-        }
-    }
-
-    fn lakectl(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakectl"));
-        cmd.current_dir(self.dir.path())
-            .env("LAKEHOUSE_KAFKA_PORT", self.kafka_port.to_string())
-            .env("LAKEHOUSE_POSTGRES_PORT", self.postgres_port.to_string())
-            .env(
-                "LAKEHOUSE_API_LISTEN",
-                format!("127.0.0.1:{}", self.api_port),
-            )
-            .env_remove("LAKEHOUSE_KAFKA_BOOTSTRAP")
-            .env_remove("LAKEHOUSE_POSTGRES_URL")
-            .env(
-                "LAKEHOUSE_SQL",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql"),
-            )
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.lakectl().args(args).output().expect("run lakectl")
-    }
-
-    fn up(&self) -> Child {
-        let child = self
-            .lakectl()
-            .args(["up", "--headless"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn lakectl up");
-        self.wait_for(|s| s["stack"]["running"] == true && all_running(s));
-        child
-    }
-
-    fn status(&self) -> Value {
-        let out = self.run(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
-    }
-
-    fn wait_for(&self, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let status = self.status();
-            if done(&status) {
-                return status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "timed out; last status {status:#}"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-}
-
-fn all_running(status: &Value) -> bool {
-    status["components"]["broker"]["state"] == "running"
-        && status["components"]["postgres"]["state"] == "running"
-        && status["components"]["api"]["state"] == "running"
-}
 
 fn lake_rows(status: &Value, topic: &str) -> Option<u64> {
     status["lake"]

@@ -1,0 +1,163 @@
+//! The console as a user sees it: the real `lakectl` in a real terminal
+//! (tmux) on a running stack. Keys switch views, start a small producer
+//! run from the form, run a purge dry run, and quit; the captured screen
+//! shows the lag view's partitions and the lake's rows after the run.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::Project;
+
+struct Terminal {
+    socket: PathBuf,
+    session: &'static str,
+}
+
+impl Terminal {
+    fn tmux(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S").arg(&self.socket);
+        cmd
+    }
+
+    /// Opens `lakectl` (the console on the project's running stack) in a
+    /// 100x32 terminal.
+    fn open(project: &Project) -> Self {
+        let terminal = Self {
+            socket: project.dir.path().join("tmux.sock"),
+            session: "console",
+        };
+        let command = project.lakectl();
+        let mut tmux = terminal.tmux();
+        tmux.args(["new-session", "-d", "-s", terminal.session, "-x", "100", "-y", "32"])
+            .arg("-c")
+            .arg(project.dir.path());
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                tmux.arg("-e").arg(format!(
+                    "{}={}",
+                    key.to_string_lossy(),
+                    value.to_string_lossy()
+                ));
+            }
+        }
+        tmux.arg("-e").arg("TERM=xterm-256color");
+        tmux.arg(command.get_program());
+        let status = tmux.status().expect("tmux runs");
+        assert!(status.success(), "tmux new-session");
+        terminal
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .tmux()
+            .args(["capture-pane", "-p", "-t", self.session])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            let status = self
+                .tmux()
+                .args(["send-keys", "-t", self.session, key])
+                .status()
+                .expect("send-keys");
+            assert!(status.success());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "waited for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.tmux()
+            .args(["has-session", "-t", self.session])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").status();
+    }
+}
+
+#[test]
+fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
+    let project = Project::new("console_tmux");
+    let mut up = project.up();
+    let terminal = Terminal::open(&project);
+
+    let screen = terminal.wait_for("the overview", |s| {
+        s.contains("live, read") && s.contains("● running") && s.contains("lake-sink")
+    });
+    assert!(screen.contains("[1:overview]"), "{screen}");
+
+    // A producer run of 300 records from the form, confirmed with y.
+    terminal.keys(&["p", "Tab", "BSpace", "BSpace", "BSpace", "BSpace", "300", "Enter"]);
+    terminal.wait_for("the confirmation", |s| s.contains("send 300 transactions"));
+    terminal.keys(&["y"]);
+    terminal.wait_for("the run's end", |s| s.contains("producer done: 300 delivered"));
+
+    // The lag view lists the sinks' partitions of transaction_log.
+    terminal.keys(&["2"]);
+    let lag = terminal.wait_for("the lag view", |s| {
+        s.contains("[2:lag]")
+            && s.lines()
+                .filter(|l| l.contains("lake_sink") && l.contains("transaction_log"))
+                .count()
+                == 3
+    });
+    assert!(lag.contains("status"), "{lag}");
+
+    // The lake view shows the 300 rows once the sink has landed them.
+    terminal.keys(&["3"]);
+    terminal.wait_for("the lake's rows", |s| {
+        s.lines()
+            .any(|l| l.contains("transaction_log") && l.contains(" 300 "))
+    });
+    // Filtered to the raw stream, then drilled into its dates.
+    terminal.keys(&["/", "transaction_log", "Enter", "Enter"]);
+    let dates = terminal.wait_for("the stream's dates", |s| s.contains("lake › transaction_log"));
+    assert!(dates.contains("ingestion_date"), "{dates}");
+    terminal.keys(&["Escape", "Escape"]);
+
+    // A purge dry run: everything is today's, nothing is removed.
+    terminal.keys(&["x"]);
+    terminal.wait_for("the dry run", |s| s.contains("nothing expired"));
+    terminal.keys(&["Enter", "q"]);
+    let started = Instant::now();
+    while terminal.is_open() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the console quits on q:\n{}",
+            terminal.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The stack kept running (the console was only looking at it).
+    assert_eq!(project.status()["stack"]["running"], true);
+    let out = project.run(&["down"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = up.wait();
+}
