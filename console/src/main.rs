@@ -1,12 +1,6 @@
 //! `lakectl`: the lakehouse console and command line.
 
-mod lag;
-mod produce;
-mod stack;
-mod state;
-mod status;
-mod ui;
-mod users;
+use lakectl::{produce, status, ui, users};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +15,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::level_filters::LevelFilter;
 
-use crate::stack::Stack;
-use crate::state::StackFile;
+use lakectl::stack::Stack;
+use lakectl::state::StackFile;
 
 // Many small allocations per record; mimalloc measured ~20% faster than glibc's here.
 #[global_allocator]
@@ -144,6 +138,9 @@ fn run(cli: Cli) -> Result<()> {
         None => ui::run(
             &settings,
             refresh,
+            &std::env::var_os("LAKEHOUSE_SQL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("producer/ksql_queries.sql")),
             "q: quit (the stack keeps running)",
             || Ok(()),
         ),
@@ -207,7 +204,7 @@ fn up(settings: &Settings, headless: bool, sql: &Path, refresh: Duration) -> Res
         println!("Stack is up. Ctrl-C or `lakectl down` stops it; `lakectl status` shows it.");
         wait_for_signal(&mut stack)
     } else {
-        ui::run(settings, refresh, "q: quit and stop the stack", || {
+        ui::run(settings, refresh, sql, "q: quit and stop the stack", || {
             stack.check_components()
         })
     };

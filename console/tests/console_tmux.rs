@@ -32,9 +32,18 @@ impl Terminal {
         };
         let command = project.lakectl();
         let mut tmux = terminal.tmux();
-        tmux.args(["new-session", "-d", "-s", terminal.session, "-x", "100", "-y", "32"])
-            .arg("-c")
-            .arg(project.dir.path());
+        tmux.args([
+            "new-session",
+            "-d",
+            "-s",
+            terminal.session,
+            "-x",
+            "100",
+            "-y",
+            "32",
+        ])
+        .arg("-c")
+        .arg(project.dir.path());
         for (key, value) in command.get_envs() {
             if let Some(value) = value {
                 tmux.arg("-e").arg(format!(
@@ -113,10 +122,14 @@ fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
     assert!(screen.contains("[1:overview]"), "{screen}");
 
     // A producer run of 300 records from the form, confirmed with y.
-    terminal.keys(&["p", "Tab", "BSpace", "BSpace", "BSpace", "BSpace", "300", "Enter"]);
+    terminal.keys(&[
+        "p", "Tab", "BSpace", "BSpace", "BSpace", "BSpace", "300", "Enter",
+    ]);
     terminal.wait_for("the confirmation", |s| s.contains("send 300 transactions"));
     terminal.keys(&["y"]);
-    terminal.wait_for("the run's end", |s| s.contains("producer done: 300 delivered"));
+    terminal.wait_for("the run's end", |s| {
+        s.contains("producer done: 300 delivered")
+    });
 
     // The lag view lists the sinks' partitions of transaction_log.
     terminal.keys(&["2"]);
@@ -137,7 +150,9 @@ fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
     });
     // Filtered to the raw stream, then drilled into its dates.
     terminal.keys(&["/", "transaction_log", "Enter", "Enter"]);
-    let dates = terminal.wait_for("the stream's dates", |s| s.contains("lake › transaction_log"));
+    let dates = terminal.wait_for("the stream's dates", |s| {
+        s.contains("lake › transaction_log")
+    });
     assert!(dates.contains("ingestion_date"), "{dates}");
     terminal.keys(&["Escape", "Escape"]);
 
@@ -158,6 +173,10 @@ fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
     // The stack kept running (the console was only looking at it).
     assert_eq!(project.status()["stack"]["running"], true);
     let out = project.run(&["down"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = up.wait();
 }

@@ -13,7 +13,6 @@ use serde_json::Value;
 mod support;
 use support::{all_running, Project};
 
-
 fn lake_rows(status: &Value, topic: &str) -> Option<u64> {
     status["lake"]
         .as_array()?

@@ -17,10 +17,17 @@ pub enum View {
     Lag,
     Lake,
     Warehouse,
+    Catalog,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Overview, View::Lag, View::Lake, View::Warehouse];
+    pub const ALL: [View; 5] = [
+        View::Overview,
+        View::Lag,
+        View::Lake,
+        View::Warehouse,
+        View::Catalog,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +35,7 @@ impl View {
             View::Lag => "lag",
             View::Lake => "lake",
             View::Warehouse => "warehouse",
+            View::Catalog => "catalog",
         }
     }
 
@@ -132,6 +140,8 @@ pub enum Action {
     PurgePlanned(Result<(String, usize), String>),
     /// The purge's report, or its error.
     Purged(Result<String, String>),
+    /// The statement file, read (or not) at start.
+    Catalog(Result<Vec<lakehouse_streamsql::Relation>, String>),
     /// A status reading finished (good or not).
     Status(Result<Box<StatusReport>, String>, DateTime<Utc>),
 }
@@ -154,6 +164,8 @@ pub struct App {
     /// A message for the bottom line (e.g. an unknown view name).
     pub message: Option<String>,
     pub modal: Option<Modal>,
+    /// The statement file's relations, or why it could not be read.
+    pub catalog: Option<Result<Vec<lakehouse_streamsql::Relation>, String>>,
     pub producer: Option<ProducerProgress>,
     /// Work for the run loop, taken by it after each update.
     pub effects: Vec<Effect>,
@@ -176,6 +188,7 @@ impl App {
             quit_hint: quit_hint.into(),
             message: None,
             modal: None,
+            catalog: None,
             producer: None,
             effects: Vec::new(),
         }
@@ -229,14 +242,15 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
             }
         }
         Action::Enter => {
-            if app.view == View::Lake && app.drilled.is_none() {
-                if let Some(stream) = super::views::lake::selected_stream(app) {
-                    app.drilled = Some(stream);
+            if matches!(app.view, View::Lake | View::Catalog) && app.drilled.is_none() {
+                if let Some(name) = super::views::selected_name(app, now) {
+                    app.drilled = Some(name);
                     app.selected = 0;
                     app.filter.clear();
                 }
             }
         }
+        Action::Catalog(result) => app.catalog = Some(result),
         Action::Back => {
             if app.help {
                 app.help = false;
@@ -400,9 +414,13 @@ fn update_modal(app: &mut App, action: &Action) -> bool {
         (_, Action::Cancel | Action::Back) => app.modal = None,
         (Modal::PurgeResult(_), Action::Submit | Action::Confirm) => app.modal = None,
         (_, Action::Quit) => return false,
-        (_, Action::Status(..) | Action::ProducerProgress(..) | Action::ProducerDone(_)) => {
-            return false
-        }
+        (
+            _,
+            Action::Status(..)
+            | Action::ProducerProgress(..)
+            | Action::ProducerDone(_)
+            | Action::Catalog(_),
+        ) => return false,
         _ => {}
     }
     true

@@ -1,4 +1,4 @@
-//! A fixed stack for tests and the frame benchmark: every component in a
+//! A fixed stack for tests and the console's benchmark: every component in a
 //! known state, `streams` lake streams and consumer groups over
 //! `partitions` partitions in all.
 

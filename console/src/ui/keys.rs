@@ -17,7 +17,10 @@ pub const HELP: &[(&str, &str)] = &[
         "jump to a view by name (:lag, :lake, :wa...)",
     ),
     ("↑ ↓ / k j", "move in the table"),
-    ("Enter", "drill in (a lake stream's dates)"),
+    (
+        "Enter",
+        "drill in (a lake stream's dates, a relation's columns)",
+    ),
     (
         "Esc",
         "back: close help, clear the filter, leave a drill-in",
@@ -68,7 +71,7 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PreviousView,
-        KeyCode::Char(c @ '1'..='4') => Action::Show(View::ALL[(c as u8 - b'1') as usize]),
+        KeyCode::Char(c @ '1'..='5') => Action::Show(View::ALL[(c as u8 - b'1') as usize]),
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
         KeyCode::Enter => Action::Enter,

@@ -10,8 +10,7 @@ pub mod keys;
 pub mod rates;
 pub mod views;
 
-#[cfg(test)]
-mod fixture;
+pub mod fixture;
 #[cfg(test)]
 mod tests;
 
@@ -30,11 +29,16 @@ use app::{update, Action, App};
 pub fn run(
     settings: &Settings,
     refresh: Duration,
+    statement_file: &std::path::Path,
     quit_hint: &str,
     mut tick: impl FnMut() -> Result<()>,
 ) -> Result<()> {
     let (sender, receiver) = mpsc::channel();
     spawn_collector(settings.clone(), refresh, sender.clone());
+    let catalog = lakehouse_streamsql::load_file(statement_file)
+        .map(|plan| plan.relations)
+        .map_err(|e| format!("{}: {e}", statement_file.display()));
+    let _ = sender.send(Action::Catalog(catalog));
     let mut app = App::new(refresh, quit_hint);
     let mut runner = effects::Runner::new(settings.clone(), sender);
     // Restores the terminal on panic too.

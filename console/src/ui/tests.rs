@@ -276,3 +276,31 @@ fn a_purge_shows_its_dry_run_and_deletes_only_on_y() {
         Some(Modal::PurgeResult("nothing expired".into()))
     );
 }
+
+#[test]
+fn the_catalog_lists_the_statement_files_relations_and_their_columns() {
+    let mut app = console(1);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer/ksql_queries.sql");
+    let plan = lakehouse_streamsql::load_file(std::path::Path::new(file)).unwrap();
+    let relations = plan.relations.len();
+    let first = plan.relations[0].name.clone();
+    let first_column = plan.relations[0].columns[0].name.clone();
+    update(&mut app, Action::Catalog(Ok(plan.relations)), at(1));
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.view, View::Catalog);
+    assert_eq!(app.row_count(at(1)), relations);
+    insta::assert_snapshot!("catalog_statement_file_80x24", screen(&app, 80, 24, at(1)));
+    press(&mut app, KeyCode::Enter);
+    let columns = screen(&app, 80, 24, at(1));
+    assert!(columns.contains(&format!("catalog › {first}")), "{columns}");
+    assert!(columns.contains(&first_column), "{columns}");
+
+    let mut broken = console(1);
+    update(
+        &mut broken,
+        Action::Catalog(Err("x.sql: line 3: expected AS".into())),
+        at(1),
+    );
+    update(&mut broken, Action::Show(View::Catalog), at(1));
+    assert!(screen(&broken, 80, 24, at(1)).contains("line 3: expected AS"));
+}

@@ -6,14 +6,6 @@ use ratatui::layout::Constraint;
 use super::{short_bytes, TableData};
 use crate::ui::app::App;
 
-/// The stream under the cursor (the filter applies as the table shows it).
-pub fn selected_stream(app: &App) -> Option<String> {
-    super::table_for(app, chrono::Utc::now())
-        .rows
-        .get(app.selected)
-        .and_then(|row| row.first().cloned())
-}
-
 pub fn table(app: &App) -> TableData {
     if let Some(stream) = &app.drilled {
         let dates = app

@@ -3,6 +3,7 @@
 //! selected row marked by `›` as well as by colour) and the frame around it
 //! (title, tabs, freshness, the bottom line).
 
+pub mod catalog;
 pub mod lag;
 pub mod lake;
 pub mod overview;
@@ -44,8 +45,17 @@ fn table_for(app: &App, now: DateTime<Utc>) -> TableData {
         View::Lag => lag::table(app, now),
         View::Lake => lake::table(app),
         View::Warehouse => warehouse::table(app),
+        View::Catalog => catalog::table(app),
     };
     table.filtered(&app.filter)
+}
+
+/// The first cell of the selected row (a stream or relation name).
+pub fn selected_name(app: &App, now: DateTime<Utc>) -> Option<String> {
+    table_for(app, now)
+        .rows
+        .get(app.selected)
+        .and_then(|row| row.first().cloned())
 }
 
 pub fn row_count(app: &App, now: DateTime<Utc>) -> usize {
