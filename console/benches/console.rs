@@ -8,7 +8,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lakectl::ui::app::{update, Action, App, View};
@@ -69,36 +68,8 @@ fn idle_cpu() {
         .unwrap_or(30);
     let project = support::Project::new("console_bench");
     let mut up = project.up();
-    let socket = project.dir.path().join("tmux.sock");
-    let command = project.lakectl();
-    let mut tmux = Command::new("tmux");
-    tmux.arg("-S").arg(&socket);
-    tmux.args(["new-session", "-d", "-s", "bench", "-x", "120", "-y", "40"])
-        .arg("-c")
-        .arg(project.dir.path());
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            tmux.arg("-e").arg(format!(
-                "{}={}",
-                key.to_string_lossy(),
-                value.to_string_lossy()
-            ));
-        }
-    }
-    tmux.arg(command.get_program());
-    assert!(tmux.status().unwrap().success());
-    let pid = String::from_utf8(
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&socket)
-            .args(["display-message", "-p", "-t", "bench", "#{pane_pid}"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let terminal = support::terminal::Terminal::open(&project, 120, 40);
+    let pid = terminal.pid();
     std::thread::sleep(Duration::from_secs(5));
     // USER_HZ on Linux.
     let ticks_per_second = 100.0;
@@ -113,11 +84,7 @@ fn idle_cpu() {
         "| refresh 2 s (the default), 120x40 | {wall:.0} | {used:.2} | {:.2} |",
         used / wall * 100.0
     );
-    let _ = Command::new("tmux")
-        .arg("-S")
-        .arg(&socket)
-        .arg("kill-server")
-        .status();
+    drop(terminal);
     let _ = project.run(&["down"]);
     let _ = up.wait();
 }

@@ -5,116 +5,16 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::terminal::Terminal;
 use support::Project;
-
-struct Terminal {
-    socket: PathBuf,
-    session: &'static str,
-}
-
-impl Terminal {
-    fn tmux(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(&self.socket);
-        cmd
-    }
-
-    /// Opens `lakectl` (the console on the project's running stack) in a
-    /// 100x32 terminal.
-    fn open(project: &Project) -> Self {
-        let terminal = Self {
-            socket: project.dir.path().join("tmux.sock"),
-            session: "console",
-        };
-        let command = project.lakectl();
-        let mut tmux = terminal.tmux();
-        tmux.args([
-            "new-session",
-            "-d",
-            "-s",
-            terminal.session,
-            "-x",
-            "100",
-            "-y",
-            "32",
-        ])
-        .arg("-c")
-        .arg(project.dir.path());
-        for (key, value) in command.get_envs() {
-            if let Some(value) = value {
-                tmux.arg("-e").arg(format!(
-                    "{}={}",
-                    key.to_string_lossy(),
-                    value.to_string_lossy()
-                ));
-            }
-        }
-        tmux.arg("-e").arg("TERM=xterm-256color");
-        tmux.arg(command.get_program());
-        let status = tmux.status().expect("tmux runs");
-        assert!(status.success(), "tmux new-session");
-        terminal
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .tmux()
-            .args(["capture-pane", "-p", "-t", self.session])
-            .output()
-            .expect("capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for key in keys {
-            let status = self
-                .tmux()
-                .args(["send-keys", "-t", self.session, key])
-                .status()
-                .expect("send-keys");
-            assert!(status.success());
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "waited for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        self.tmux()
-            .args(["has-session", "-t", self.session])
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").status();
-    }
-}
 
 #[test]
 fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
     let project = Project::new("console_tmux");
     let mut up = project.up();
-    let terminal = Terminal::open(&project);
+    let terminal = Terminal::open(&project, 100, 32);
 
     let screen = terminal.wait_for("the overview", |s| {
         s.contains("live, read") && s.contains("● running") && s.contains("lake-sink")

@@ -19,6 +19,22 @@ pub fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
 }
 
+fn worker(
+    state: ComponentState,
+    group: &str,
+    lag: i64,
+    records: Option<[u64; 2]>,
+) -> ComponentStatus {
+    let mut status = component(state, &format!("consumer group {group}"));
+    status.lag = Some(lag);
+    status.counters = records.map(|[records_in, records_out]| Counters {
+        records_in,
+        records_out,
+        ..Default::default()
+    });
+    status
+}
+
 fn component(state: ComponentState, endpoint: &str) -> ComponentStatus {
     ComponentStatus {
         state,
@@ -51,38 +67,31 @@ pub fn report(step: i64, streams: usize, partitions: usize) -> StatusReport {
             "postgres://lakehouse@127.0.0.1:5432/lakehouse",
         ),
     );
-    let mut stream_sql = component(
-        ComponentState::Running,
-        "consumer group lakehouse_stream_sql",
+    let step_records = step as u64;
+    components.insert(
+        "stream_sql".into(),
+        worker(
+            ComponentState::Running,
+            "lakehouse_stream_sql",
+            0,
+            Some([100 * step_records, 1800 * step_records]),
+        ),
     );
-    stream_sql.lag = Some(0);
-    stream_sql.counters = Some(Counters {
-        records_in: 100 * step as u64,
-        records_out: 1800 * step as u64,
-        ..Default::default()
-    });
-    components.insert("stream_sql".into(), stream_sql);
-    let mut lake_sink = component(
+    let mut lake_sink = worker(
         ComponentState::Restarting,
-        "consumer group lakehouse_lake_sink",
+        "lakehouse_lake_sink",
+        150,
+        Some([100 * step_records, 100 * step_records]),
     );
     lake_sink.restarts = Some(2);
     lake_sink.last_error = Some("broker timed out".into());
     lake_sink.last_error_at = Some(start() + Duration::seconds(3));
     lake_sink.detail = Some("restart 2 at 12:00:09: broker timed out".into());
-    lake_sink.lag = Some(150);
-    lake_sink.counters = Some(Counters {
-        records_in: 100 * step as u64,
-        records_out: 100 * step as u64,
-        ..Default::default()
-    });
     components.insert("lake_sink".into(), lake_sink);
-    let mut table_sink = component(
-        ComponentState::Running,
-        "consumer group lakehouse_table_sink",
+    components.insert(
+        "table_sink".into(),
+        worker(ComponentState::Running, "lakehouse_table_sink", 40, None),
     );
-    table_sink.lag = Some(40);
-    components.insert("table_sink".into(), table_sink);
     let mut api = component(ComponentState::Unreachable, "http://127.0.0.1:8080");
     api.detail = Some("connection refused".into());
     components.insert("api".into(), api);

@@ -2,6 +2,8 @@
 //! ports with its own state folder.
 #![allow(dead_code)]
 
+pub mod terminal;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
