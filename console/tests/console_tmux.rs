@@ -56,6 +56,13 @@ fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
     assert!(dates.contains("ingestion_date"), "{dates}");
     terminal.keys(&["Escape", "Escape"]);
 
+    // The logs view follows the API's own log folder.
+    terminal.keys(&["6", "/", "api", "Enter", "Enter"]);
+    terminal.wait_for("the API's log", |s| {
+        s.contains("log/api/") && s.contains("lakehouse API listening")
+    });
+    terminal.keys(&["Escape", "Escape", "1"]);
+
     // A purge dry run: everything is today's, nothing is removed.
     terminal.keys(&["x"]);
     terminal.wait_for("the dry run", |s| s.contains("nothing expired"));

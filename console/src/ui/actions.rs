@@ -134,6 +134,10 @@ pub enum Effect {
     StopProducer,
     PurgeDryRun,
     Purge,
+    /// List the components with a folder under `log/`.
+    ListLogs,
+    /// Read the last lines of a component's newest log file.
+    TailLog(String),
 }
 
 #[cfg(test)]

@@ -18,15 +18,17 @@ pub enum View {
     Lake,
     Warehouse,
     Catalog,
+    Logs,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Overview,
         View::Lag,
         View::Lake,
         View::Warehouse,
         View::Catalog,
+        View::Logs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl View {
             View::Lake => "lake",
             View::Warehouse => "warehouse",
             View::Catalog => "catalog",
+            View::Logs => "logs",
         }
     }
 
@@ -140,6 +143,10 @@ pub enum Action {
     PurgePlanned(Result<(String, usize), String>),
     /// The purge's report, or its error.
     Purged(Result<String, String>),
+    /// The components with a log folder.
+    LogFolders(Vec<String>),
+    /// The last lines of a component's newest log file.
+    LogTail(String, Vec<String>),
     /// The statement file, read (or not) at start.
     Catalog(Result<Vec<lakehouse_streamsql::Relation>, String>),
     /// A status reading finished (good or not).
@@ -164,6 +171,9 @@ pub struct App {
     /// A message for the bottom line (e.g. an unknown view name).
     pub message: Option<String>,
     pub modal: Option<Modal>,
+    /// Components with a log folder, and the tail of the one drilled into.
+    pub log_folders: Vec<String>,
+    pub log_tail: Option<(String, Vec<String>)>,
     /// The statement file's relations, or why it could not be read.
     pub catalog: Option<Result<Vec<lakehouse_streamsql::Relation>, String>>,
     pub producer: Option<ProducerProgress>,
@@ -189,6 +199,8 @@ impl App {
             message: None,
             modal: None,
             catalog: None,
+            log_folders: Vec::new(),
+            log_tail: None,
             producer: None,
             effects: Vec::new(),
         }
@@ -212,6 +224,20 @@ impl App {
             self.drilled = None;
             self.selected = 0;
             self.filter.clear();
+            if view == View::Logs {
+                self.effects.push(Effect::ListLogs);
+            }
+        }
+    }
+
+    /// The logs view follows: each reading lists the folders again and
+    /// reads the drilled-in component's tail again.
+    fn follow_logs(&mut self) {
+        if self.view == View::Logs {
+            self.effects.push(Effect::ListLogs);
+            if let Some(component) = &self.drilled {
+                self.effects.push(Effect::TailLog(component.clone()));
+            }
         }
     }
 
@@ -242,8 +268,13 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
             }
         }
         Action::Enter => {
-            if matches!(app.view, View::Lake | View::Catalog) && app.drilled.is_none() {
+            if matches!(app.view, View::Lake | View::Catalog | View::Logs) && app.drilled.is_none()
+            {
                 if let Some(name) = super::views::selected_name(app, now) {
+                    if app.view == View::Logs {
+                        app.log_tail = None;
+                        app.effects.push(Effect::TailLog(name.clone()));
+                    }
                     app.drilled = Some(name);
                     app.selected = 0;
                     app.filter.clear();
@@ -251,6 +282,19 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
             }
         }
         Action::Catalog(result) => app.catalog = Some(result),
+        Action::LogFolders(folders) => app.log_folders = folders,
+        Action::LogTail(component, lines) => {
+            if app.drilled.as_deref() == Some(component.as_str()) {
+                // Following: a cursor on the last line stays on the last line.
+                let shown = app.log_tail.as_ref().map_or(0, |(_, l)| l.len());
+                let at_end = shown == 0 || app.selected + 1 >= shown;
+                let count = lines.len();
+                app.log_tail = Some((component, lines));
+                if at_end && app.filter.is_empty() {
+                    app.selected = count.saturating_sub(1);
+                }
+            }
+        }
         Action::Back => {
             if app.help {
                 app.help = false;
@@ -343,6 +387,7 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
         | Action::Purged(_) => {}
         Action::Status(result, at) => match result {
             Ok(report) => {
+                app.follow_logs();
                 app.lag.record(&report.groups, at);
                 for (name, component) in &report.components {
                     if let Some(counters) = &component.counters {
@@ -419,6 +464,8 @@ fn update_modal(app: &mut App, action: &Action) -> bool {
             Action::Status(..)
             | Action::ProducerProgress(..)
             | Action::ProducerDone(_)
+            | Action::LogFolders(_)
+            | Action::LogTail(..)
             | Action::Catalog(_),
         ) => return false,
         _ => {}

@@ -36,6 +36,20 @@ impl Runner {
             Effect::StopProducer => self.stop(),
             Effect::PurgeDryRun => self.purge(true),
             Effect::Purge => self.purge(false),
+            Effect::ListLogs => {
+                let folders = super::logs::folders(&self.settings.log_dir);
+                let _ = self.sender.send(Action::LogFolders(folders));
+            }
+            Effect::TailLog(component) => {
+                let (dir, sender) = (self.settings.log_dir.clone(), self.sender.clone());
+                std::thread::Builder::new()
+                    .name("console-log-tail".into())
+                    .spawn(move || {
+                        let lines = super::logs::tail(&dir, &component, super::logs::TAIL_LINES);
+                        let _ = sender.send(Action::LogTail(component, lines));
+                    })
+                    .expect("spawn the console's log reader");
+            }
         }
     }
 

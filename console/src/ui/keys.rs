@@ -9,27 +9,18 @@ use super::app::{Action, App, Prompt, View};
 /// The keys of a view, for `?`.
 pub const HELP: &[(&str, &str)] = &[
     (
-        "1-4 / Tab / Shift-Tab",
-        "switch view (overview, lag, lake, warehouse)",
+        "1-6 / Tab / S-Tab",
+        "overview lag lake warehouse catalog logs",
     ),
     (
         ":name Enter",
         "jump to a view by name (:lag, :lake, :wa...)",
     ),
     ("↑ ↓ / k j", "move in the table"),
-    (
-        "Enter",
-        "drill in (a lake stream's dates, a relation's columns)",
-    ),
-    (
-        "Esc",
-        "back: close help, clear the filter, leave a drill-in",
-    ),
+    ("Enter", "drill in: a stream's dates, columns, a log"),
+    ("Esc", "back: help, filter, drill-in"),
     ("/text Enter", "filter the current table (Esc clears)"),
-    (
-        "p",
-        "start a producer run (a form: rate, count, bad ratio; then y)",
-    ),
+    ("p", "producer run: a form (rate, count, bad ratio), y"),
     ("s", "stop the console's producer run"),
     ("x", "purge: a dry run first, then y deletes"),
     ("?", "this help"),
@@ -71,7 +62,7 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PreviousView,
-        KeyCode::Char(c @ '1'..='5') => Action::Show(View::ALL[(c as u8 - b'1') as usize]),
+        KeyCode::Char(c @ '1'..='6') => Action::Show(View::ALL[(c as u8 - b'1') as usize]),
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
         KeyCode::Enter => Action::Enter,

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod app;
 pub mod effects;
 pub mod keys;
+pub mod logs;
 pub mod rates;
 pub mod views;
 

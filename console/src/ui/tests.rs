@@ -304,3 +304,51 @@ fn the_catalog_lists_the_statement_files_relations_and_their_columns() {
     update(&mut broken, Action::Show(View::Catalog), at(1));
     assert!(screen(&broken, 80, 24, at(1)).contains("line 3: expected AS"));
 }
+
+#[test]
+fn the_logs_view_follows_a_components_newest_lines() {
+    use super::actions::Effect;
+    let mut app = console(1);
+    press(&mut app, KeyCode::Char('6'));
+    assert_eq!(app.view, View::Logs);
+    assert_eq!(
+        app.effects.drain(..).collect::<Vec<_>>(),
+        vec![Effect::ListLogs]
+    );
+    update(
+        &mut app,
+        Action::LogFolders(vec!["api".into(), "lakectl".into()]),
+        at(1),
+    );
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.drilled.as_deref(), Some("api"));
+    assert_eq!(
+        app.effects.drain(..).collect::<Vec<_>>(),
+        vec![Effect::TailLog("api".into())]
+    );
+    let lines: Vec<String> = (0..40).map(|i| format!("INFO request {i}")).collect();
+    update(
+        &mut app,
+        Action::LogTail("api".into(), lines.clone()),
+        at(1),
+    );
+    let text = screen(&app, 80, 24, at(1));
+    // The newest line is in sight and selected.
+    assert!(text.contains("› INFO request 39"), "{text}");
+    assert!(!text.contains("INFO request 5 "), "{text}");
+    // Every reading reads the tail again, and the cursor follows the end.
+    update(
+        &mut app,
+        Action::Status(Ok(Box::new(report(1, 4, 6))), at(2)),
+        at(2),
+    );
+    assert!(app.effects.contains(&Effect::TailLog("api".into())));
+    let mut more = lines;
+    more.push("WARN request 40".into());
+    update(&mut app, Action::LogTail("api".into(), more), at(2));
+    assert_eq!(app.selected, 40);
+    // `/` narrows the lines.
+    press(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "warn");
+    assert_eq!(app.row_count(at(2)), 1);
+}

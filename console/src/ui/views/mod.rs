@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod lag;
 pub mod lake;
+pub mod logs;
 pub mod overview;
 pub mod warehouse;
 
@@ -46,6 +47,7 @@ fn table_for(app: &App, now: DateTime<Utc>) -> TableData {
         View::Lake => lake::table(app),
         View::Warehouse => warehouse::table(app),
         View::Catalog => catalog::table(app),
+        View::Logs => logs::table(app),
     };
     table.filtered(&app.filter)
 }
