@@ -14,6 +14,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use chrono::NaiveDate;
 
@@ -137,6 +138,25 @@ pub struct LakeFile {
 
 /// Complete files with `extension` in one folder (temporary files excluded).
 pub fn files_in(dir: &Path, extension: &str) -> io::Result<Vec<LakeFile>> {
+    Ok(complete_files(dir, extension)?
+        .into_iter()
+        .map(|(file, _)| file)
+        .collect())
+}
+
+/// The complete files a reader may open, with their modification time:
+/// regular files only, since a link planted in the lake is not part of it.
+pub fn readable_files_in(dir: &Path, extension: &str) -> io::Result<Vec<(LakeFile, SystemTime)>> {
+    Ok(complete_files(dir, extension)?
+        .into_iter()
+        .filter(|(_, meta)| meta.file_type().is_file())
+        .map(|(file, meta)| (file, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        .collect())
+}
+
+/// Complete files of a folder in offset order, each with its own metadata
+/// (not a link's target's).
+fn complete_files(dir: &Path, extension: &str) -> io::Result<Vec<(LakeFile, std::fs::Metadata)>> {
     let mut files = Vec::new();
     for entry in read_dir_if_exists(dir)? {
         let entry = entry?;
@@ -148,13 +168,16 @@ pub fn files_in(dir: &Path, extension: &str) -> io::Result<Vec<LakeFile>> {
         let Ok(metadata) = entry.metadata() else {
             continue;
         };
-        files.push(LakeFile {
-            path: entry.path(),
-            range,
-            bytes: metadata.len(),
-        });
+        files.push((
+            LakeFile {
+                path: entry.path(),
+                range,
+                bytes: metadata.len(),
+            },
+            metadata,
+        ));
     }
-    files.sort_by_key(|f| f.range);
+    files.sort_by_key(|(f, _)| f.range);
     Ok(files)
 }
 

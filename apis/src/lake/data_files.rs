@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::NaiveDate;
-use lakehouse::lake::{date_partitions, files_in, LakeFile, DATA_EXTENSION};
+use lakehouse::lake::{date_partitions, readable_files_in, LakeFile, DATA_EXTENSION};
 
 /// One complete data file of a dataset.
 #[derive(Debug, Clone)]
@@ -38,17 +38,10 @@ pub fn data_files(
         if since.is_some_and(|s| partition.date < s) || until.is_some_and(|u| partition.date > u) {
             continue;
         }
-        for file in files_in(&partition.path, DATA_EXTENSION)? {
-            // Gone meanwhile (purged) or not a regular file: not part of the page.
-            let Ok(meta) = std::fs::symlink_metadata(&file.path) else {
-                continue;
-            };
-            if !meta.file_type().is_file() {
-                continue;
-            }
+        for (file, modified) in readable_files_in(&partition.path, DATA_EXTENSION)? {
             files.push(DataFile {
                 date: partition.date,
-                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                modified,
                 file,
             });
         }

@@ -72,6 +72,13 @@ pub struct LimitQuery {
     pub limit: Option<String>,
 }
 
+impl LimitQuery {
+    /// The checked limit (400 naming `limit` when it is not 1 to 10000).
+    fn checked_limit(&self) -> Result<usize, crate::error::ApiError> {
+        Ok(positive("limit", self.limit.as_deref(), 10, 10_000)? as usize)
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MetricRows {
     pub dataset: String,
@@ -101,9 +108,8 @@ pub async fn spent_per_user_type(
     ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> ApiResult<Json<MetricRows>> {
     require(&caller)?;
-    let limit = positive("limit", query.limit.as_deref(), 10, 10_000)?;
     Ok(Json(rows(
-        &metrics::spent_per_user_type(&state.lake, limit as usize).await?,
+        &metrics::spent_per_user_type(&state.lake, query.checked_limit()?).await?,
     )?))
 }
 
@@ -121,8 +127,7 @@ pub async fn top_products(
     ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> ApiResult<Json<MetricRows>> {
     require(&caller)?;
-    let limit = positive("limit", query.limit.as_deref(), 10, 10_000)?;
     Ok(Json(rows(
-        &metrics::top_products(&state.lake, limit as usize).await?,
+        &metrics::top_products(&state.lake, query.checked_limit()?).await?,
     )?))
 }

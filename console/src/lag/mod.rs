@@ -89,17 +89,18 @@ impl LagHistory {
             .iter()
             .filter_map(|(key, window)| {
                 let latest = window.latest()?;
+                let status = partition_status(window, now);
                 Some(LagRow {
                     key: key.clone(),
                     committed: Some(latest.committed),
                     end: latest.end,
                     lag: latest.lag(),
                     rate: window.rate(),
-                    catch_up_secs: match partition_status(window, now) {
+                    catch_up_secs: match status {
                         PartitionStatus::Stop | PartitionStatus::Stall => None,
                         _ => window.catch_up_secs(),
                     },
-                    status: partition_status(window, now),
+                    status,
                 })
             })
             .collect();

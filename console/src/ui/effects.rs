@@ -1,6 +1,7 @@
-//! Carries out what the console's `update` asked for, each on a thread of
-//! its own, reporting back as actions on the console's channel: a producer
-//! run (progress four times a second, then its summary) and purge runs.
+//! Carries out what the console's `update` asked for, reporting back as
+//! actions on the console's channel: a producer run (progress four times a
+//! second, then its summary), purge runs and log tails on threads of their
+//! own; the log folders' listing (one directory read) in place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;

@@ -83,7 +83,6 @@ fn event_loop(
 /// Reads the stack's status every `refresh`, the next reading starting
 /// only once the last one is done.
 fn spawn_collector(settings: Settings, refresh: Duration, sender: Sender<Action>) {
-    let sender = sender.clone();
     std::thread::Builder::new()
         .name("console-status".into())
         .spawn(move || {

@@ -71,14 +71,7 @@ pub fn topic_inventory(
             rows: 0,
             bytes: 0,
         };
-        for file in lake::files_in(&date.path, DATA_EXTENSION)? {
-            let Ok(meta) = std::fs::symlink_metadata(&file.path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        for (file, modified) in lake::readable_files_in(&date.path, DATA_EXTENSION)? {
             let rows = rows_of(&file, modified);
             day.files += 1;
             day.bytes += file.bytes;
