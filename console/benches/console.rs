@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use lakectl::ui::app::{update, Action, App, View};
-use lakectl::ui::fixture::{report, start};
+use lakectl::ui::fixture::{feed, start};
 use lakectl::ui::views;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -20,11 +20,7 @@ fn frame_times() {
     let mut app = App::new(Duration::from_secs(2), "q: quit");
     for step in 0..12 {
         let at = start() + chrono::Duration::seconds(2 * step);
-        update(
-            &mut app,
-            Action::Status(Ok(Box::new(report(step, 50, 100))), at),
-            at,
-        );
+        feed(&mut app, step, 50, 100, at);
     }
     let now = start() + chrono::Duration::seconds(24);
     println!("| view | terminal | frames | median µs | p99 µs |");

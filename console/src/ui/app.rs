@@ -2,6 +2,7 @@
 //! now)`. Keys become actions (`keys`), background collectors send theirs
 //! (`collect`), and views only read the state (`views`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::actions::{Effect, Modal, ProducerForm, ProducerProgress};
 use super::rates::Rates;
 use crate::lag::LagHistory;
-use crate::status::StatusReport;
+use crate::status::{Reading, Readings, SourceKind, StatusReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -63,27 +64,16 @@ impl View {
     }
 }
 
-/// A source read in the background: its last good reading and when, and
+/// How fresh one source's readings are: when the last good one came, and
 /// the error of the last attempt if it failed.
-#[derive(Debug, Clone)]
-pub struct Source<T> {
-    pub value: Option<T>,
+#[derive(Debug, Clone, Default)]
+pub struct Freshness {
     pub read_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
 }
 
-impl<T> Default for Source<T> {
-    fn default() -> Self {
-        Self {
-            value: None,
-            read_at: None,
-            error: None,
-        }
-    }
-}
-
-impl<T> Source<T> {
-    /// No good reading for three refresh intervals (or none yet, with an error).
+impl Freshness {
+    /// No good reading for three refresh intervals, or the last attempt failed.
     pub fn is_stale(&self, now: DateTime<Utc>, refresh: Duration) -> bool {
         match self.read_at {
             Some(at) => {
@@ -149,8 +139,8 @@ pub enum Action {
     LogTail(String, Vec<String>),
     /// The statement file, read (or not) at start.
     Catalog(Result<Vec<lakehouse_streamsql::Relation>, String>),
-    /// A status reading finished (good or not).
-    Status(Result<Box<StatusReport>, String>, DateTime<Utc>),
+    /// One source's reading finished (good or not).
+    Reading(SourceKind, Result<Box<Reading>, String>, DateTime<Utc>),
 }
 
 pub struct App {
@@ -163,7 +153,10 @@ pub struct App {
     pub prompt: Prompt,
     pub help: bool,
     pub quit: bool,
-    pub status: Source<Box<StatusReport>>,
+    /// The status the sources' last readings make together (none before the first).
+    pub status: Option<StatusReport>,
+    pub readings: Readings,
+    pub freshness: BTreeMap<SourceKind, Freshness>,
     pub lag: LagHistory,
     pub rates: Rates,
     pub refresh: Duration,
@@ -191,7 +184,9 @@ impl App {
             prompt: Prompt::None,
             help: false,
             quit: false,
-            status: Source::default(),
+            status: None,
+            readings: Readings::default(),
+            freshness: BTreeMap::new(),
             lag: LagHistory::default(),
             rates: Rates::default(),
             refresh,
@@ -239,6 +234,37 @@ impl App {
                 self.effects.push(Effect::TailLog(component.clone()));
             }
         }
+    }
+
+    /// The source that tells of a component of the overview.
+    pub fn source_of(component: &str) -> SourceKind {
+        match component {
+            "broker" => SourceKind::Broker,
+            "postgres" => SourceKind::Postgres,
+            _ => SourceKind::Stack,
+        }
+    }
+
+    pub fn is_stale(&self, kind: SourceKind, now: DateTime<Utc>) -> bool {
+        self.freshness
+            .get(&kind)
+            .is_some_and(|f| f.is_stale(now, self.refresh))
+    }
+
+    /// `stale since 12:00:06` for a stale source (`no reading yet` if it never answered).
+    pub fn stale_note(&self, kind: SourceKind, now: DateTime<Utc>) -> Option<String> {
+        let freshness = self.freshness.get(&kind)?;
+        if !freshness.is_stale(now, self.refresh) {
+            return None;
+        }
+        Some(match freshness.read_at {
+            Some(at) => format!(
+                "stale since {} ({}s)",
+                at.format("%H:%M:%S"),
+                (now - at).num_seconds().max(0)
+            ),
+            None => "no reading yet".to_string(),
+        })
     }
 
     /// Rows of the current table (after the filter), for moving the cursor.
@@ -385,24 +411,40 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
         | Action::PreviousField
         | Action::PurgePlanned(_)
         | Action::Purged(_) => {}
-        Action::Status(result, at) => match result {
-            Ok(report) => {
-                app.follow_logs();
-                app.lag.record(&report.groups, at);
-                for (name, component) in &report.components {
-                    if let Some(counters) = &component.counters {
-                        app.rates.record(name, at, counters);
-                    }
+        Action::Reading(kind, result, at) => {
+            let freshness = app.freshness.entry(kind).or_default();
+            match result {
+                Ok(reading) => {
+                    freshness.read_at = Some(at);
+                    freshness.error = None;
+                    take_reading(app, *reading, at, now);
                 }
-                app.status.value = Some(report);
-                app.status.read_at = Some(at);
-                app.status.error = None;
-                let rows = app.row_count(now);
-                app.selected = app.selected.min(rows.saturating_sub(1));
+                Err(e) => freshness.error = Some(e),
             }
-            Err(e) => app.status.error = Some(e),
-        },
+        }
     }
+}
+
+/// Keeps a good reading and what follows from it: the lag history (the
+/// broker's), records per second and the followed log (each stack reading).
+fn take_reading(app: &mut App, reading: Reading, at: DateTime<Utc>, now: DateTime<Utc>) {
+    let kind = reading.kind();
+    if let Reading::Broker(broker) = &reading {
+        app.lag.record(&broker.groups, at);
+    }
+    app.readings.store(reading);
+    let report = StatusReport::assemble(&app.readings);
+    if kind == SourceKind::Stack {
+        app.follow_logs();
+        for (name, component) in &report.components {
+            if let Some(counters) = &component.counters {
+                app.rates.record(name, at, counters);
+            }
+        }
+    }
+    app.status = Some(report);
+    let rows = app.row_count(now);
+    app.selected = app.selected.min(rows.saturating_sub(1));
 }
 
 /// Actions while a window is open; true when the action was the window's.
@@ -461,7 +503,7 @@ fn update_modal(app: &mut App, action: &Action) -> bool {
         (_, Action::Quit) => return false,
         (
             _,
-            Action::Status(..)
+            Action::Reading(..)
             | Action::ProducerProgress(..)
             | Action::ProducerDone(_)
             | Action::LogFolders(_)

@@ -8,31 +8,34 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use lakehouse::kafka::PartitionOffsets;
 use lakehouse_workers::lake::inventory::{DateInventory, TopicInventory};
-use lakehouse_workers::registry::Counters;
+use lakehouse_workers::registry::{
+    ComponentSnapshot, ComponentState as RegistryState, Counters, RegistryFile,
+};
 
+use crate::status::sources::{BrokerReading, LakeReading, PostgresReading, StackReading};
 use crate::status::{
-    ComponentState, ComponentStatus, GroupOffsets, StackSummary, StatusReport, TopicStatus,
-    WarehouseTableStatus, STATUS_VERSION,
+    ComponentState, ComponentStatus, GroupOffsets, Reading, StackSummary, TopicStatus,
+    WarehouseTableStatus,
 };
 
 pub fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
 }
 
-fn worker(
-    state: ComponentState,
-    group: &str,
-    lag: i64,
-    records: Option<[u64; 2]>,
-) -> ComponentStatus {
-    let mut status = component(state, &format!("consumer group {group}"));
-    status.lag = Some(lag);
-    status.counters = records.map(|[records_in, records_out]| Counters {
-        records_in,
-        records_out,
-        ..Default::default()
-    });
-    status
+/// What the supervisor's registry says of a component.
+fn registered(name: &str, state: RegistryState, records: [u64; 2]) -> ComponentSnapshot {
+    ComponentSnapshot {
+        name: name.into(),
+        state,
+        restarts: 0,
+        last_error: None,
+        last_error_at: None,
+        counters: Counters {
+            records_in: records[0],
+            records_out: records[1],
+            ..Default::default()
+        },
+    }
 }
 
 fn component(state: ComponentState, endpoint: &str) -> ComponentStatus {
@@ -44,57 +47,69 @@ fn component(state: ComponentState, endpoint: &str) -> ComponentStatus {
         log_file: None,
         detail: None,
         lag: None,
-        restarts: Some(0),
+        restarts: None,
         last_error: None,
         last_error_at: None,
         counters: None,
     }
 }
 
-/// The stack's status `step` readings after `start()` (one every 2 s):
-/// the lake sink consumes 100 records a step, the table sink stopped at
-/// step 3, the API is down.
-pub fn report(step: i64, streams: usize, partitions: usize) -> StatusReport {
-    let mut components = BTreeMap::new();
-    components.insert(
-        "broker".into(),
-        component(ComponentState::Running, "127.0.0.1:9092"),
-    );
-    components.insert(
-        "postgres".into(),
-        component(
-            ComponentState::Running,
-            "postgres://lakehouse@127.0.0.1:5432/lakehouse",
-        ),
-    );
+/// Each source's reading `step` readings after `start()` (one every 2 s):
+/// the lake sink consumes 100 records a step and is restarting, the table
+/// sink stopped at step 3, the API is down.
+pub fn readings(step: i64, streams: usize, partitions: usize) -> Vec<Reading> {
     let step_records = step as u64;
-    components.insert(
-        "stream_sql".into(),
-        worker(
-            ComponentState::Running,
-            "lakehouse_stream_sql",
-            0,
-            Some([100 * step_records, 1800 * step_records]),
-        ),
+    let running = RegistryState::Running { since: start() };
+    let mut lake_sink = registered(
+        "lake-sink",
+        RegistryState::Restarting {
+            attempt: 2,
+            next_attempt_at: start() + Duration::seconds(9),
+        },
+        [100 * step_records; 2],
     );
-    let mut lake_sink = worker(
-        ComponentState::Restarting,
-        "lakehouse_lake_sink",
-        150,
-        Some([100 * step_records, 100 * step_records]),
-    );
-    lake_sink.restarts = Some(2);
+    lake_sink.restarts = 2;
     lake_sink.last_error = Some("broker timed out".into());
     lake_sink.last_error_at = Some(start() + Duration::seconds(3));
-    lake_sink.detail = Some("restart 2 at 12:00:09: broker timed out".into());
-    components.insert("lake_sink".into(), lake_sink);
-    components.insert(
-        "table_sink".into(),
-        worker(ComponentState::Running, "lakehouse_table_sink", 40, None),
-    );
+    let registry = RegistryFile {
+        written_at: start() + Duration::seconds(2 * step),
+        components: vec![
+            registered("broker", running.clone(), [0, 0]),
+            registered("postgres", running.clone(), [0, 0]),
+            registered(
+                "stream-sql",
+                running.clone(),
+                [100 * step_records, 1800 * step_records],
+            ),
+            lake_sink,
+            registered("table-sink", running.clone(), [0, 0]),
+            registered("api", running, [0, 0]),
+        ],
+    };
+    let mut stack_components = BTreeMap::new();
+    for (name, group) in [
+        ("stream_sql", "lakehouse_stream_sql"),
+        ("lake_sink", "lakehouse_lake_sink"),
+        ("table_sink", "lakehouse_table_sink"),
+    ] {
+        stack_components.insert(
+            name.to_string(),
+            component(ComponentState::Running, &format!("consumer group {group}")),
+        );
+    }
     let mut api = component(ComponentState::Unreachable, "http://127.0.0.1:8080");
     api.detail = Some("connection refused".into());
-    components.insert("api".into(), api);
+    stack_components.insert("api".into(), api);
+    let stack = StackReading {
+        summary: StackSummary {
+            running: true,
+            supervisor_pid: Some(4000),
+            started_at: Some(start()),
+            state_dir: PathBuf::from(".lakehouse"),
+        },
+        components: stack_components,
+        registry: Some(registry),
+    };
 
     let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
     let lake = (0..streams)
@@ -133,11 +148,13 @@ pub fn report(step: i64, streams: usize, partitions: usize) -> StatusReport {
             table: "transactions_by_status".into(),
             rows: 5,
             last_update: Some("2026-12-01T11:59:58Z".into()),
+            dead_letters: 2,
         },
         WarehouseTableStatus {
             table: "spent_per_user".into(),
             rows: 1200,
             last_update: None,
+            dead_letters: 0,
         },
     ];
     let per_topic = 3;
@@ -175,22 +192,43 @@ pub fn report(step: i64, streams: usize, partitions: usize) -> StatusReport {
             }
         })
         .collect();
-    StatusReport {
-        version: STATUS_VERSION,
-        stack: StackSummary {
-            running: true,
-            supervisor_pid: Some(4000),
-            started_at: Some(start()),
-            state_dir: PathBuf::from(".lakehouse"),
-        },
-        components,
-        topics: vec![TopicStatus {
-            name: "transaction_log".into(),
-            partitions: Some(3),
-            records: Some(1450),
-        }],
-        lake,
-        warehouse,
-        groups,
+    let lags = [("stream_sql", 0), ("lake_sink", 150), ("table_sink", 40)]
+        .into_iter()
+        .map(|(name, lag)| (name.to_string(), Some(lag)))
+        .collect();
+    vec![
+        Reading::Stack(stack),
+        Reading::Broker(BrokerReading {
+            broker: component(ComponentState::Running, "127.0.0.1:9092"),
+            topics: vec![TopicStatus {
+                name: "transaction_log".into(),
+                partitions: Some(3),
+                records: Some(1450),
+            }],
+            groups,
+            lags,
+        }),
+        Reading::Postgres(PostgresReading {
+            postgres: component(
+                ComponentState::Running,
+                "postgres://lakehouse@127.0.0.1:5432/lakehouse",
+            ),
+            warehouse,
+        }),
+        Reading::Lake(LakeReading { lake }),
+    ]
+}
+
+/// Gives `app` every source's reading of `step`, as the collectors would at `at`.
+pub fn feed(
+    app: &mut crate::ui::app::App,
+    step: i64,
+    streams: usize,
+    partitions: usize,
+    at: DateTime<Utc>,
+) {
+    for reading in readings(step, streams, partitions) {
+        let action = crate::ui::app::Action::Reading(reading.kind(), Ok(Box::new(reading)), at);
+        crate::ui::app::update(app, action, at);
     }
 }

@@ -1,7 +1,8 @@
 //! The console: a live, k9s-style view of the stack. The state and its one
 //! `update` are in `app`, keys in `keys`, pure views in `views`; readings
-//! come from a background collector over one channel, one reading in
-//! flight at a time, so that a slow component never freezes the screen.
+//! come from background collectors over one channel, one per source with
+//! one reading in flight each, so that a slow component never freezes the
+//! screen nor holds up the other sources.
 
 pub mod actions;
 pub mod app;
@@ -16,6 +17,7 @@ pub mod fixture;
 mod tests;
 
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -23,6 +25,7 @@ use chrono::Utc;
 use lakehouse::Settings;
 use ratatui::crossterm::event::{self, Event};
 
+use crate::status::{BrokerHints, SourceKind};
 use app::{update, Action, App};
 
 /// Shows the console until the user quits or `tick` fails; `tick` runs
@@ -35,7 +38,7 @@ pub fn run(
     mut tick: impl FnMut() -> Result<()>,
 ) -> Result<()> {
     let (sender, receiver) = mpsc::channel();
-    spawn_collector(settings.clone(), refresh, sender.clone());
+    spawn_collectors(settings.clone(), refresh, sender.clone());
     let catalog = lakehouse_streamsql::load_file(statement_file)
         .map(|plan| plan.relations)
         .map_err(|e| format!("{}: {e}", statement_file.display()));
@@ -80,30 +83,48 @@ fn event_loop(
     }
 }
 
-/// Reads the stack's status every `refresh`, the next reading starting
-/// only once the last one is done.
-fn spawn_collector(settings: Settings, refresh: Duration, sender: Sender<Action>) {
-    std::thread::Builder::new()
-        .name("console-status".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = sender.send(Action::Status(Err(e.to_string()), Utc::now()));
-                    return;
-                }
-            };
-            loop {
-                let report = runtime.block_on(crate::status::collect(&settings));
-                let reading = Action::Status(Ok(Box::new(report)), Utc::now());
-                if sender.send(reading).is_err() {
-                    return;
-                }
-                std::thread::sleep(refresh);
-            }
-        })
-        .expect("spawn the console's collector");
+/// One collector per source, each reading it every `refresh`, the next
+/// reading starting only once its last one is done: a slow or dead source
+/// delays only its own readings. The broker's collector asks for the lag of
+/// the topics the lake's and PostgreSQL's last readings named.
+fn spawn_collectors(settings: Settings, refresh: Duration, sender: Sender<Action>) {
+    let hints = Arc::new(Mutex::new(BrokerHints::default()));
+    for kind in SourceKind::ALL {
+        let (settings, sender, hints) = (settings.clone(), sender.clone(), hints.clone());
+        std::thread::Builder::new()
+            .name(format!("console-{}", kind.name()))
+            .spawn(move || collect(kind, &settings, refresh, &sender, &hints))
+            .expect("spawn a console collector");
+    }
+}
+
+fn collect(
+    kind: SourceKind,
+    settings: &Settings,
+    refresh: Duration,
+    sender: &Sender<Action>,
+    hints: &Mutex<BrokerHints>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = sender.send(Action::Reading(kind, Err(e.to_string()), Utc::now()));
+            return;
+        }
+    };
+    loop {
+        let known = hints.lock().map(|h| h.clone()).unwrap_or_default();
+        let reading = runtime.block_on(crate::status::sources::read(kind, settings, &known));
+        if let (Ok(reading), Ok(mut hints)) = (&reading, hints.lock()) {
+            hints.learn(reading);
+        }
+        let action = Action::Reading(kind, reading.map(Box::new), Utc::now());
+        if sender.send(action).is_err() {
+            return;
+        }
+        std::thread::sleep(refresh);
+    }
 }

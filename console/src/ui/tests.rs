@@ -10,9 +10,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
 use super::app::{update, Action, App, View};
-use super::fixture::{report, start};
+use super::fixture::{feed, readings, start};
 use super::{keys, views};
-use crate::status::ComponentState;
+use crate::status::{ComponentState, Reading, SourceKind};
 
 fn at(step: i64) -> DateTime<Utc> {
     start() + chrono::Duration::seconds(2 * step)
@@ -22,11 +22,7 @@ fn at(step: i64) -> DateTime<Utc> {
 fn console(steps: i64) -> App {
     let mut app = App::new(Duration::from_secs(2), "q: quit");
     for step in 0..steps {
-        update(
-            &mut app,
-            Action::Status(Ok(Box::new(report(step, 4, 6))), at(step)),
-            at(step),
-        );
+        feed(&mut app, step, 4, 6, at(step));
     }
     app
 }
@@ -87,18 +83,56 @@ fn stale_and_not_yet_read_states_say_so_in_words() {
     let first = screen(&app, 80, 24, at(0));
     assert!(first.contains("collecting"), "{first}");
 
+    // PostgreSQL's reading fails at step 10; the broker's has not come
+    // back since step 3; the stack's and the lake's keep coming.
     let mut app = console(4);
+    for step in 4..=10 {
+        for reading in readings(step, 4, 6) {
+            if matches!(reading.kind(), SourceKind::Stack | SourceKind::Lake) {
+                let action = Action::Reading(reading.kind(), Ok(Box::new(reading)), at(step));
+                update(&mut app, action, at(step));
+            }
+        }
+    }
     update(
         &mut app,
-        Action::Status(Err("postgres: no answer within 2 s".into()), at(10)),
+        Action::Reading(
+            SourceKind::Postgres,
+            Err("no answer within 2 s".into()),
+            at(10),
+        ),
         at(10),
     );
     let stale = screen(&app, 80, 24, at(10));
-    assert!(stale.contains("STALE since 12:00:06"), "{stale}");
-    assert!(stale.contains("no answer within 2 s"), "{stale}");
-    // The last good reading stays on screen.
-    assert!(stale.contains("lake-sink"), "{stale}");
+    assert!(
+        stale.contains("STALE: broker since 12:00:06, postgres since 12:00:06"),
+        "{stale}"
+    );
+    assert!(stale.contains("postgres: no answer within 2 s"), "{stale}");
+    // The last good reading stays on screen, marked where it is stale.
+    assert!(
+        stale
+            .lines()
+            .any(|l| l.contains("broker") && l.contains("? stale") && l.contains("running")),
+        "{stale}"
+    );
+    // The fresh sources' components are not marked.
+    assert!(
+        stale
+            .lines()
+            .any(|l| l.contains("lake-sink") && l.contains("restarting")),
+        "{stale}"
+    );
     insta::assert_snapshot!("overview_stale_80x24", stale);
+    update(&mut app, Action::Show(View::Lag), at(10));
+    let lag = screen(&app, 80, 24, at(10));
+    assert!(
+        lag.contains("STALE since 12:00:06 (14s) — consumer lag"),
+        "{lag}"
+    );
+    update(&mut app, Action::Show(View::Lake), at(10));
+    let lake = screen(&app, 80, 24, at(10));
+    assert!(!lake.contains("STALE since"), "the lake is fresh: {lake}");
 }
 
 #[test]
@@ -150,20 +184,23 @@ fn the_filter_narrows_the_table_and_esc_clears_it() {
 #[test]
 fn a_component_going_down_and_coming_back() {
     let mut app = console(2);
-    let mut down = report(2, 4, 6);
-    down.components.get_mut("broker").unwrap().state = ComponentState::Unreachable;
-    update(&mut app, Action::Status(Ok(Box::new(down)), at(2)), at(2));
+    let mut down = readings(2, 4, 6).swap_remove(1);
+    let Reading::Broker(broker) = &mut down else {
+        panic!("the fixture's second reading is the broker's")
+    };
+    broker.broker.state = ComponentState::Unreachable;
+    update(
+        &mut app,
+        Action::Reading(SourceKind::Broker, Ok(Box::new(down)), at(2)),
+        at(2),
+    );
     let text = screen(&app, 80, 24, at(2));
     assert!(
         text.lines()
             .any(|l| l.contains("broker") && l.contains("✗ down")),
         "{text}"
     );
-    update(
-        &mut app,
-        Action::Status(Ok(Box::new(report(3, 4, 6))), at(3)),
-        at(3),
-    );
+    feed(&mut app, 3, 4, 6, at(3));
     let text = screen(&app, 80, 24, at(3));
     assert!(
         text.lines()
@@ -337,11 +374,7 @@ fn the_logs_view_follows_a_components_newest_lines() {
     assert!(text.contains("› INFO request 39"), "{text}");
     assert!(!text.contains("INFO request 5 "), "{text}");
     // Every reading reads the tail again, and the cursor follows the end.
-    update(
-        &mut app,
-        Action::Status(Ok(Box::new(report(1, 4, 6))), at(2)),
-        at(2),
-    );
+    feed(&mut app, 1, 4, 6, at(2));
     assert!(app.effects.contains(&Effect::TailLog("api".into())));
     let mut more = lines;
     more.push("WARN request 40".into());
@@ -351,4 +384,35 @@ fn the_logs_view_follows_a_components_newest_lines() {
     press(&mut app, KeyCode::Char('/'));
     typed(&mut app, "warn");
     assert_eq!(app.row_count(at(2)), 1);
+}
+
+#[test]
+fn a_source_that_does_not_answer_holds_up_only_its_own_readings() {
+    // A broker and a PostgreSQL that accept connections and never answer:
+    // each of their readings waits out its 2 s timeout, while the stack's
+    // and the lake's readings keep coming at the refresh interval.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = black_hole.local_addr().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let mut settings = lakehouse::Settings {
+        state_dir: lake.path().join("state"),
+        data_lake_dir: lake.path().join("lake"),
+        ..Default::default()
+    };
+    settings.kafka.bootstrap = Some(address.to_string());
+    settings.postgres.url = Some(format!("postgres://x:y@{address}/db"));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    super::spawn_collectors(settings, Duration::from_millis(100), sender);
+    let mut counts = std::collections::BTreeMap::new();
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        if let Ok(Action::Reading(kind, _, _)) = receiver.recv_timeout(left) {
+            *counts.entry(kind).or_insert(0) += 1;
+        }
+    }
+    let count = |kind| counts.get(&kind).copied().unwrap_or(0);
+    assert!(count(SourceKind::Stack) >= 10, "{counts:?}");
+    assert!(count(SourceKind::Lake) >= 10, "{counts:?}");
+    assert!(count(SourceKind::Broker) <= 2, "{counts:?}");
+    assert!(count(SourceKind::Postgres) <= 2, "{counts:?}");
 }

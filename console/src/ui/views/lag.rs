@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use ratatui::layout::Constraint;
 
-use super::{short_number, TableData};
+use super::{short_number, stale_title, TableData};
+use crate::status::SourceKind;
 use crate::ui::app::App;
 
 fn duration_words(secs: f64) -> String {
@@ -47,7 +48,12 @@ pub fn table(app: &App, now: DateTime<Utc>) -> TableData {
         })
         .collect();
     TableData {
-        title: "consumer lag (Burrow rules over the last 10 commits)".into(),
+        title: stale_title(
+            app,
+            SourceKind::Broker,
+            now,
+            "consumer lag (Burrow rules over the last 10 commits)",
+        ),
         columns: vec![
             ("group", Constraint::Length(11)),
             ("topic", Constraint::Min(12)),

@@ -3,21 +3,28 @@
 
 use ratatui::layout::Constraint;
 
-use super::{short_bytes, TableData};
+use chrono::{DateTime, Utc};
+
+use super::{short_bytes, stale_title, TableData};
+use crate::status::SourceKind;
 use crate::ui::app::App;
 
-pub fn table(app: &App) -> TableData {
+pub fn table(app: &App, now: DateTime<Utc>) -> TableData {
     if let Some(stream) = &app.drilled {
         let dates = app
             .status
-            .value
             .iter()
             .flat_map(|r| r.lake.iter())
             .find(|t| &t.topic == stream)
             .map(|t| t.dates.clone())
             .unwrap_or_default();
         return TableData {
-            title: format!("{stream}: ingestion_date partitions"),
+            title: stale_title(
+                app,
+                SourceKind::Lake,
+                now,
+                &format!("{stream}: ingestion_date partitions"),
+            ),
             columns: vec![
                 ("ingestion_date", Constraint::Length(14)),
                 ("files", Constraint::Length(7)),
@@ -40,7 +47,6 @@ pub fn table(app: &App) -> TableData {
     }
     let rows = app
         .status
-        .value
         .iter()
         .flat_map(|r| r.lake.iter())
         .map(|t| {
@@ -57,7 +63,7 @@ pub fn table(app: &App) -> TableData {
         })
         .collect();
     TableData {
-        title: "lake streams (Enter: dates)".into(),
+        title: stale_title(app, SourceKind::Lake, now, "lake streams (Enter: dates)"),
         columns: vec![
             ("stream", Constraint::Min(16)),
             ("days", Constraint::Length(4)),

@@ -20,6 +20,7 @@ use ratatui::Frame;
 use super::actions::{Modal, FIELD_LABELS};
 use super::app::{App, Prompt, View};
 use super::keys::HELP;
+use crate::status::SourceKind;
 
 /// A view's table: column titles and widths, and rows of text.
 pub struct TableData {
@@ -44,8 +45,8 @@ fn table_for(app: &App, now: DateTime<Utc>) -> TableData {
     let table = match app.view {
         View::Overview => overview::table(app, now),
         View::Lag => lag::table(app, now),
-        View::Lake => lake::table(app),
-        View::Warehouse => warehouse::table(app),
+        View::Lake => lake::table(app, now),
+        View::Warehouse => warehouse::table(app, now),
         View::Catalog => catalog::table(app),
         View::Logs => logs::table(app),
     };
@@ -172,19 +173,50 @@ fn render_modal(frame: &mut Frame, area: Rect, modal: &Modal) {
     );
 }
 
+/// A table's title, with the note that its source is stale if it is.
+pub fn stale_title(app: &App, kind: SourceKind, now: DateTime<Utc>, title: &str) -> String {
+    match app.stale_note(kind, now) {
+        Some(note) => match note.strip_prefix("stale ") {
+            Some(since) => format!("STALE {since} — {title}"),
+            None => format!("STALE: {note} — {title}"),
+        },
+        None => title.to_string(),
+    }
+}
+
+/// `live, read 1s ago` when every source is fresh; else which are stale.
+fn freshness(app: &App, now: DateTime<Utc>) -> String {
+    if app.freshness.is_empty() {
+        return "collecting…".to_string();
+    }
+    let stale: Vec<String> = app
+        .freshness
+        .iter()
+        .filter(|(_, f)| f.is_stale(now, app.refresh))
+        .map(|(kind, f)| match f.read_at {
+            Some(at) => format!("{} since {}", kind.name(), at.format("%H:%M:%S")),
+            None => format!("{} never read", kind.name()),
+        })
+        .collect();
+    if !stale.is_empty() {
+        return format!("STALE: {}", stale.join(", "));
+    }
+    let oldest = app.freshness.values().filter_map(|f| f.read_at).min();
+    match oldest {
+        Some(at) => format!("live, read {}s ago", (now - at).num_seconds().max(0)),
+        None => "collecting…".to_string(),
+    }
+}
+
+/// The first source whose last attempt failed, and why.
+fn failed_reading(app: &App) -> Option<String> {
+    app.freshness
+        .iter()
+        .find_map(|(kind, f)| f.error.as_ref().map(|e| format!("{}: {e}", kind.name())))
+}
+
 fn title_line(app: &App, now: DateTime<Utc>) -> Line<'static> {
-    let freshness = match (&app.status.read_at, &app.status.error) {
-        (None, None) => "collecting…".to_string(),
-        (None, Some(e)) => format!("STALE: no reading yet ({e})"),
-        (Some(at), _) => {
-            let age = (now - *at).num_seconds().max(0);
-            if app.status.is_stale(now, app.refresh) {
-                format!("STALE since {} ({age}s)", at.format("%H:%M:%S"))
-            } else {
-                format!("live, read {age}s ago")
-            }
-        }
-    };
+    let freshness = freshness(app, now);
     Line::from(vec![
         Span::styled("lakehouse ", Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("› {} — {freshness}", app.breadcrumb())),
@@ -211,7 +243,7 @@ fn bottom_line(app: &App) -> Line<'static> {
     match &app.prompt {
         Prompt::Filter(text) => Line::from(format!("/{text}▏")),
         Prompt::Command(text) => Line::from(format!(":{text}▏")),
-        Prompt::None => match (&app.message, &app.status.error) {
+        Prompt::None => match (&app.message, failed_reading(app)) {
             (Some(message), _) => Line::from(message.clone()),
             (None, Some(error)) => Line::from(format!("last reading failed: {error}")),
             (None, None) if app.producer.is_some() => {

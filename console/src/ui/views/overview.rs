@@ -13,7 +13,7 @@ use super::{short_bytes, short_number, TableData};
 use crate::status::{ComponentState, ComponentStatus};
 use crate::ui::app::App;
 
-pub const SUMMARY_LINES: u16 = 6;
+pub const SUMMARY_LINES: u16 = 7;
 
 pub fn state_words(c: &ComponentStatus) -> String {
     match c.state {
@@ -39,10 +39,9 @@ pub fn spark(values: &[u64], width: usize) -> String {
         .collect()
 }
 
-pub fn table(app: &App, _now: DateTime<Utc>) -> TableData {
+pub fn table(app: &App, now: DateTime<Utc>) -> TableData {
     let rows = app
         .status
-        .value
         .iter()
         .flat_map(|report| report.components.iter())
         .map(|(name, c)| {
@@ -57,9 +56,14 @@ pub fn table(app: &App, _now: DateTime<Utc>) -> TableData {
                 (None, _, Some(d)) if c.state != ComponentState::Running => d.clone(),
                 _ => c.endpoint.clone(),
             };
+            // A stale source's component keeps its last state, marked.
+            let (state, problem) = match app.stale_note(App::source_of(name), now) {
+                Some(note) => ("? stale".to_string(), format!("{}, {note}", state_words(c))),
+                None => (state_words(c), problem),
+            };
             vec![
                 name.replace('_', "-"),
-                state_words(c),
+                state,
                 c.restarts.map(|r| r.to_string()).unwrap_or_default(),
                 rates,
                 spark(&app.rates.out_steps(name), 8),
@@ -92,7 +96,7 @@ pub fn render_summary(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Ut
     frame.render_widget(block, area);
     let [text_area, trend_area] =
         Layout::horizontal([Constraint::Min(40), Constraint::Percentage(30)]).areas(inner);
-    let Some(report) = &app.status.value else {
+    let Some(report) = &app.status else {
         frame.render_widget(Paragraph::new("no reading yet"), text_area);
         return;
     };
@@ -117,7 +121,8 @@ pub fn render_summary(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Ut
         .min()
         .map(|s| format!("{s}s ago"))
         .unwrap_or_else(|| "none".into());
-    let dead_letters: u64 = report.lake.iter().map(|t| t.dead_letters).sum();
+    let lake_dead_letters: u64 = report.lake.iter().map(|t| t.dead_letters).sum();
+    let warehouse_dead_letters: u64 = report.warehouse.iter().map(|t| t.dead_letters).sum();
     let warehouse_rows: i64 = report.warehouse.iter().map(|t| t.rows).sum();
     let lines = vec![
         Line::from(format!(
@@ -132,9 +137,12 @@ pub fn render_summary(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Ut
             short_bytes(lake_bytes)
         )),
         Line::from(format!(
-            "warehouse {} tables, {} rows   dead letters {dead_letters}",
+            "warehouse {} tables, {} rows",
             report.warehouse.len(),
             short_number(warehouse_rows as f64)
+        )),
+        Line::from(format!(
+            "dead letters: lake {lake_dead_letters}, warehouse {warehouse_dead_letters}"
         )),
         Line::from(format!(
             "lag trend (last {} readings) →",
