@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::actions::{Effect, Modal, ProducerForm, ProducerProgress};
 use super::rates::Rates;
 use crate::lag::LagHistory;
-use crate::status::{Reading, Readings, SourceKind, StatusReport};
+use crate::status::{ComponentState, Reading, Readings, SourceKind, StatusReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -170,6 +170,8 @@ pub struct App {
     /// The statement file's relations, or why it could not be read.
     pub catalog: Option<Result<Vec<lakehouse_streamsql::Relation>, String>>,
     pub producer: Option<ProducerProgress>,
+    /// When each component not running was first seen so (gone once it runs again).
+    pub down_since: BTreeMap<String, DateTime<Utc>>,
     /// Work for the run loop, taken by it after each update.
     pub effects: Vec<Effect>,
 }
@@ -197,6 +199,7 @@ impl App {
             log_folders: Vec::new(),
             log_tail: None,
             producer: None,
+            down_since: BTreeMap::new(),
             effects: Vec::new(),
         }
     }
@@ -440,6 +443,17 @@ fn take_reading(app: &mut App, reading: Reading, at: DateTime<Utc>, now: DateTim
             if let Some(counters) = &component.counters {
                 app.rates.record(name, at, counters);
             }
+        }
+    }
+    for (name, component) in &report.components {
+        // A restarting one says when its last error came instead.
+        if matches!(
+            component.state,
+            ComponentState::Running | ComponentState::Restarting
+        ) {
+            app.down_since.remove(name);
+        } else {
+            app.down_since.entry(name.clone()).or_insert(at);
         }
     }
     app.status = Some(report);

@@ -194,10 +194,10 @@ fn a_component_going_down_and_coming_back() {
         Action::Reading(SourceKind::Broker, Ok(Box::new(down)), at(2)),
         at(2),
     );
-    let text = screen(&app, 80, 24, at(2));
+    let text = screen(&app, 160, 48, at(2));
     assert!(
         text.lines()
-            .any(|l| l.contains("broker") && l.contains("✗ down")),
+            .any(|l| l.contains("broker") && l.contains("✗ down") && l.contains("since 12:00:04")),
         "{text}"
     );
     feed(&mut app, 3, 4, 6, at(3));

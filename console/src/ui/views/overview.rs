@@ -56,6 +56,10 @@ pub fn table(app: &App, now: DateTime<Utc>) -> TableData {
                 (None, _, Some(d)) if c.state != ComponentState::Running => d.clone(),
                 _ => c.endpoint.clone(),
             };
+            let problem = match app.down_since.get(name) {
+                Some(since) => format!("since {}: {problem}", since.format("%H:%M:%S")),
+                None => problem,
+            };
             // A stale source's component keeps its last state, marked.
             let (state, problem) = match app.stale_note(App::source_of(name), now) {
                 Some(note) => ("? stale".to_string(), format!("{}, {note}", state_words(c))),
