@@ -97,6 +97,7 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
         lake,
         pool,
         settings,
+        purge_lock: tokio::sync::Mutex::new(()),
     });
     let forget = {
         let state = state.clone();

@@ -61,6 +61,8 @@ pub struct ApiSettings {
     pub data_lake_dir: PathBuf,
     /// Where the audit spool lives (`<state>/api/`).
     pub state_dir: PathBuf,
+    /// Root of the log folders (the purge runs' record is under `purge/`).
+    pub log_dir: PathBuf,
     pub token_ttl: Duration,
     pub rate_limit_per_second: u32,
     pub request_timeout: Duration,
@@ -79,6 +81,7 @@ impl ApiSettings {
             postgres_url,
             data_lake_dir: stack.data_lake_dir.clone(),
             state_dir: stack.state_dir.join("api"),
+            log_dir: stack.log_dir.clone(),
             token_ttl: Duration::from_secs(args.token_ttl_minutes.max(1) * 60),
             rate_limit_per_second: args.rate_limit_per_second.max(1),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),

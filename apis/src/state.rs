@@ -17,6 +17,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub limits: RateLimits,
     pub http_metrics: HttpMetrics,
+    /// Held by the API's purge while it runs: one at a time.
+    pub purge_lock: tokio::sync::Mutex<()>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -1220,6 +1220,8 @@ fn every_endpoint_leaves_an_access_log_row() {
         ("GET", "/api/v1/products", None),
         ("GET", "/api/v1/products/most-expensive", None),
         ("GET", "/api/v1/products/1", None),
+        ("POST", "/api/v2/purge", Some(json!({"dry_run": true}))),
+        ("GET", "/api/v2/purge/runs", None),
     ];
     let mut expected = Vec::new();
     for (method, path, body) in calls {
@@ -1238,4 +1240,144 @@ fn every_endpoint_leaves_an_access_log_row() {
             "no access_log row for {method} {path} ({status})"
         );
     }
+}
+
+#[test]
+fn purges_remove_only_expired_partitions_and_only_when_not_a_dry_run() {
+    // A server of its own: its lake loses a partition.
+    let s = ApiServer::start(&[(40, 30), (0, 20)], &[]);
+    s.add_user("plain", false);
+    let admin = s.token("admin");
+    let plain = s.token("plain");
+    let expired = chrono::Utc::now().date_naive() - chrono::Duration::days(40);
+    let expired_dir = s
+        .lake
+        .join("transaction_log")
+        .join(format!("ingestion_date={expired}"));
+    assert!(expired_dir.is_dir());
+    let total = |s: &ApiServer| {
+        s.call(
+            "GET",
+            "/api/v2/datasets/transaction_log?page_size=1",
+            Some(&admin),
+            None,
+        )
+        .json["total"]
+            .as_u64()
+    };
+    assert_eq!(total(&s), Some(50));
+
+    let purge =
+        |token: Option<&str>, body: Value| s.call("POST", "/api/v2/purge", token, Some(body));
+    assert_eq!(purge(None, json!({"dry_run": true})).status, 401);
+    assert_forbidden(
+        &purge(Some(&plain), json!({"dry_run": true})),
+        "admin",
+        "admin",
+    );
+    assert_bad(
+        &purge(Some(&admin), json!({"retention_days": 30})),
+        "dry_run",
+    );
+    assert_bad(
+        &purge(
+            Some(&admin),
+            json!({"dry_run": true, "retention_days": 99999}),
+        ),
+        "retention_days",
+    );
+    assert_bad(
+        &purge(
+            Some(&admin),
+            json!({"dry_run": true, "retention": {"transaction_log": 99999}}),
+        ),
+        "retention.transaction_log",
+    );
+    assert_bad(
+        &purge(Some(&admin), json!({"dry_run": true, "days": 3})),
+        "days",
+    );
+
+    // A dry run names the expired partitions of every stream and removes nothing.
+    let dry = purge(Some(&admin), json!({"dry_run": true, "retention_days": 30}));
+    assert_eq!(dry.status, 200, "{}", dry.text);
+    assert_eq!(dry.json["dry_run"], true);
+    let partitions = dry.json["partitions"].as_array().unwrap();
+    assert!(partitions.len() > 1, "{}", dry.text);
+    assert!(partitions
+        .iter()
+        .all(|p| p["date"] == expired.to_string() && p["retention_days"] == 30));
+    let raw = partitions
+        .iter()
+        .find(|p| p["topic"] == "transaction_log" && p["dead_letters"] == false)
+        .expect("the raw stream's partition");
+    assert_eq!(raw["rows"], 30);
+    assert!(expired_dir.is_dir(), "a dry run removes nothing");
+    assert_eq!(total(&s), Some(50));
+
+    // A per-topic retention keeps that topic's partition.
+    let kept = purge(
+        Some(&admin),
+        json!({"dry_run": true, "retention_days": 30, "retention": {"transaction_log": 60}}),
+    );
+    assert!(!kept.json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["topic"] == "transaction_log"));
+
+    // The real run removes them.
+    let real = purge(
+        Some(&admin),
+        json!({"dry_run": false, "retention_days": 30}),
+    );
+    assert_eq!(real.status, 200, "{}", real.text);
+    assert_eq!(real.json["dry_run"], false);
+    assert_eq!(real.json["rows"], dry.json["rows"]);
+    assert!(!expired_dir.exists());
+    let started = std::time::Instant::now();
+    while total(&s) != Some(20) && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(total(&s), Some(20));
+    let again = purge(Some(&admin), json!({"dry_run": true, "retention_days": 30}));
+    assert_eq!(again.json["partitions"], json!([]));
+
+    // The runs, newest first.
+    let runs = s.call("GET", "/api/v2/purge/runs?limit=2", Some(&admin), None);
+    assert_eq!(runs.status, 200, "{}", runs.text);
+    let runs = runs.json.as_array().unwrap().clone();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["dry_run"], true);
+    assert_eq!(runs[0]["partitions"], json!([]));
+    assert_eq!(runs[1]["dry_run"], false);
+    assert_eq!(
+        s.call("GET", "/api/v2/purge/runs", Some(&admin), None)
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_bad(
+        &s.call("GET", "/api/v2/purge/runs?limit=0", Some(&admin), None),
+        "limit",
+    );
+    assert_eq!(s.call("GET", "/api/v2/purge/runs", None, None).status, 401);
+    assert_forbidden(
+        &s.call("GET", "/api/v2/purge/runs", Some(&plain), None),
+        "admin",
+        "admin",
+    );
+
+    // Each call is audited, refused ones included.
+    let rows = s.wait_access_log("/api/v2/purge", |rows| rows.len() >= 9);
+    assert!(rows.iter().any(
+        |(user, method, status, _, _)| user.as_deref() == Some("admin")
+            && method == "POST"
+            && *status == 200
+    ));
+    assert!(rows
+        .iter()
+        .any(|(user, _, status, _, _)| user.as_deref() == Some("plain") && *status == 403));
 }

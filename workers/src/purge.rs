@@ -42,6 +42,7 @@ fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PurgeE
 /// Days to keep, globally and per topic. A partition is expired when its date
 /// is more than `days` before today: retention 7 keeps today and the 7 days before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionPolicy {
     pub default_days: u32,
     pub per_topic: BTreeMap<String, u32>,
@@ -86,10 +87,12 @@ impl RetentionPolicy {
 
 /// One expired partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurgedPartition {
     pub topic: String,
     pub dead_letters: bool,
     pub date: NaiveDate,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub path: PathBuf,
     pub retention_days: u32,
     pub files: u64,
@@ -101,6 +104,7 @@ pub struct PurgedPartition {
 
 /// What one run removed (or, in a dry run, would remove).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurgeReport {
     pub started_at: String,
     pub dry_run: bool,

@@ -28,6 +28,7 @@ pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod products;
+pub mod purge;
 pub mod resources;
 pub mod sql;
 pub mod warehouse;
@@ -94,6 +95,8 @@ pub fn api() -> (Router<SharedState>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics::spent_per_user_type))
         .routes(routes!(metrics::top_products))
         .routes(routes!(sql::query))
+        .routes(routes!(purge::run))
+        .routes(routes!(purge::runs))
         .split_for_parts()
 }
 
