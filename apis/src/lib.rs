@@ -15,12 +15,14 @@ pub mod permissions;
 pub mod query_params;
 pub mod rate_limit;
 pub mod routes;
+pub mod search;
 pub mod server;
 pub mod settings;
 pub mod state;
 pub mod warehouse;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +36,8 @@ pub use settings::{ApiArgs, ApiSettings};
 use crate::http_metrics::HttpMetrics;
 use crate::lake::Lake;
 use crate::rate_limit::RateLimits;
+use crate::search::indexer::Indexer;
+use crate::search::{SearchError, SearchIndex};
 use crate::state::AppState;
 
 /// Applies the access-control schema and API 1's catalogue (idempotent).
@@ -90,7 +94,18 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
         &settings.state_dir,
         settings.audit_spool_bytes,
     );
+    let search = Arc::new(
+        SearchIndex::open(&SearchIndex::dir_in(&settings.state_dir))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let stop_indexing = Arc::new(AtomicBool::new(false));
+    let indexing = spawn_indexer(
+        search.clone(),
+        settings.data_lake_dir.clone(),
+        stop_indexing.clone(),
+    );
     let state = Arc::new(AppState {
+        search,
         http_metrics: HttpMetrics::new(audit.counters.clone()),
         limits: RateLimits::new(settings.rate_limit_per_second),
         audit,
@@ -112,7 +127,46 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
     tracing::info!(url = %format!("http://{address}"), "lakehouse API listening");
     server::serve(listener, router, state.settings.header_timeout, shutdown).await;
     forget.abort();
+    stop_indexing.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || indexing.join()).await;
     audit_writer.shutdown().await;
     tracing::info!("lakehouse API stopped");
     Ok(())
+}
+
+/// The search indexer on a thread of its own, started again after a
+/// failure; it commits what it holds when `stop` is set. If another server
+/// on the same state folder holds the index, this one only searches it.
+fn spawn_indexer(
+    index: Arc<SearchIndex>,
+    lake: std::path::PathBuf,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("search-indexer".into())
+        .spawn(move || {
+            lakehouse::logging::set_thread_component("api");
+            let mut wait = Duration::from_secs(1);
+            while !stop.load(Ordering::Relaxed) {
+                let outcome = Indexer::new(index.clone(), &lake).and_then(|i| i.run(&stop));
+                match outcome {
+                    Ok(()) => return,
+                    Err(SearchError::Busy) => {
+                        tracing::warn!(
+                            "the search index is kept by another server; searching it only"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(retry_in = ?wait, "search indexer failed: {e}");
+                        let until = std::time::Instant::now() + wait;
+                        while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        wait = (wait * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+        })
+        .expect("spawn the search indexer")
 }

@@ -11,6 +11,7 @@ use crate::rate_limit::RateLimits;
 use crate::settings::ApiSettings;
 
 pub struct AppState {
+    pub search: Arc<crate::search::SearchIndex>,
     pub settings: ApiSettings,
     pub pool: PgPool,
     pub lake: Lake,

@@ -1222,6 +1222,7 @@ fn every_endpoint_leaves_an_access_log_row() {
         ("GET", "/api/v1/products/1", None),
         ("POST", "/api/v2/purge", Some(json!({"dry_run": true}))),
         ("GET", "/api/v2/purge/runs", None),
+        ("GET", "/api/v2/search?q=completed", None),
     ];
     let mut expected = Vec::new();
     for (method, path, body) in calls {
@@ -1234,7 +1235,7 @@ fn every_endpoint_leaves_an_access_log_row() {
                 user.as_deref() == Some("auditor") && m == method && *st == i32::from(status)
             })
         };
-        let rows = s.wait_access_log(path, has_row);
+        let rows = s.wait_access_log(path.split('?').next().unwrap(), has_row);
         assert!(
             has_row(&rows),
             "no access_log row for {method} {path} ({status})"
@@ -1326,6 +1327,16 @@ fn purges_remove_only_expired_partitions_and_only_when_not_a_dry_run() {
         .iter()
         .any(|p| p["topic"] == "transaction_log"));
 
+    // The search index holds the expired day's records until the purge.
+    let old_id = s.transactions[0]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let found = s.wait_search(&admin, &format!("q={old_id}"), |p| {
+        p["total"].as_u64() > Some(0)
+    });
+    assert!(found["total"].as_u64() > Some(0), "{found}");
+
     // The real run removes them.
     let real = purge(
         Some(&admin),
@@ -1340,6 +1351,9 @@ fn purges_remove_only_expired_partitions_and_only_when_not_a_dry_run() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(total(&s), Some(20));
+    // ... and they leave the index with it.
+    let gone = s.wait_search(&admin, &format!("q={old_id}"), |p| p["total"] == 0);
+    assert_eq!(gone["total"], 0, "{gone}");
     let again = purge(Some(&admin), json!({"dry_run": true, "retention_days": 30}));
     assert_eq!(again.json["partitions"], json!([]));
 
@@ -1380,4 +1394,171 @@ fn purges_remove_only_expired_partitions_and_only_when_not_a_dry_run() {
     assert!(rows
         .iter()
         .any(|(user, _, status, _, _)| user.as_deref() == Some("plain") && *status == 403));
+}
+
+/// Every hit of a search page, with its dataset.
+fn search_hits(page: &Value) -> Vec<(String, Value)> {
+    let mut hits = Vec::new();
+    for resource in page["resources"].as_array().unwrap() {
+        for file in resource["files"].as_array().unwrap() {
+            for hit in file["hits"].as_array().unwrap() {
+                hits.push((
+                    resource["dataset"].as_str().unwrap().to_string(),
+                    hit.clone(),
+                ));
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn search_finds_ids_and_words_among_the_datasets_the_caller_may_read() {
+    let s = server();
+    let admin = admin();
+    let all = |page: &Value| page["total"].as_u64().unwrap_or(0) > 0;
+    // The index catches up with the lake after the server starts.
+    let id = transactions()[7]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = s.wait_search(&admin, &format!("q={id}&page_size=100"), all);
+    let hits = search_hits(&page);
+    assert!(!hits.is_empty(), "{page}");
+    // Every hit is that transaction; its raw record and its flat one are there.
+    for (_, hit) in &hits {
+        assert!(hit["record"].to_string().contains(&id), "{hit}");
+        assert!(hit["score"].as_f64().unwrap() > 0.0);
+        assert!(hit["kafka_offset"].as_i64().unwrap() >= 0);
+    }
+    let datasets: HashSet<&str> = hits.iter().map(|(d, _)| d.as_str()).collect();
+    assert!(datasets.contains("transaction_log"), "{datasets:?}");
+    assert!(datasets.contains("TRANSACTIONS_FLAT"), "{datasets:?}");
+    // An id in lower case is the same id.
+    let lower = get(
+        &format!("/api/v2/search?q={}", id.to_lowercase()),
+        Some(&admin),
+    );
+    assert_eq!(lower.json["total"], page["total"], "{}", lower.text);
+
+    // Words: a city, every hit holding it.
+    let city = transactions()[3]["location"]["city"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let word = city.split_whitespace().next().unwrap().to_string();
+    let page = get(
+        &format!(
+            "/api/v2/search?q={}&resource=TRANSACTIONS_FLAT&page_size=50",
+            word
+        ),
+        Some(&admin),
+    );
+    assert_eq!(page.status, 200, "{}", page.text);
+    let hits = search_hits(&page.json);
+    let expected = transactions()
+        .iter()
+        .filter(|t| {
+            t["location"]["city"].as_str().is_some_and(|c| {
+                c.to_lowercase()
+                    .split_whitespace()
+                    .any(|w| w == word.to_lowercase())
+            })
+        })
+        .count() as u64;
+    assert!(
+        page.json["total"].as_u64().unwrap() >= expected,
+        "{}",
+        page.text
+    );
+    assert!(hits.iter().all(|(d, h)| d == "TRANSACTIONS_FLAT"
+        && h["record"]
+            .to_string()
+            .to_lowercase()
+            .contains(&word.to_lowercase())));
+
+    // `since` today leaves yesterday's records out.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let recent = get(
+        &format!("/api/v2/search?q={word}&since={today}&page_size=100"),
+        Some(&admin),
+    );
+    assert!(search_hits(&recent.json)
+        .iter()
+        .all(|(_, h)| h["ingestion_date"].as_str().unwrap() >= today.as_str()));
+    assert!(recent.json["total"].as_u64() <= page.json["total"].as_u64().map(|t| t * 20));
+
+    // Pages: the second page carries on where the first stopped.
+    let first = get(
+        &format!("/api/v2/search?q={word}&page_size=2"),
+        Some(&admin),
+    );
+    let second = get(
+        &format!("/api/v2/search?q={word}&page_size=2&page=2"),
+        Some(&admin),
+    );
+    let offsets = |p: &Response| -> Vec<(String, i64)> {
+        search_hits(&p.json)
+            .into_iter()
+            .map(|(d, h)| (d, h["kafka_offset"].as_i64().unwrap()))
+            .collect()
+    };
+    if first.json["total"].as_u64().unwrap() > 2 {
+        assert!(offsets(&first)
+            .iter()
+            .all(|o| !offsets(&second).contains(o)));
+    }
+
+    // A reader sees only what it may read; nobody sees nothing.
+    let reader_page = get(
+        &format!("/api/v2/search?q={id}&page_size=100"),
+        Some(&reader()),
+    );
+    let readable: HashSet<String> = search_hits(&reader_page.json)
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(
+        readable,
+        HashSet::from([
+            "TRANSACTIONS_FLAT".to_string(),
+            "transaction_log".to_string()
+        ]),
+        "{}",
+        reader_page.text
+    );
+    let none = get(&format!("/api/v2/search?q={id}"), Some(&nobody()));
+    assert_eq!(none.json["total"], 0, "{}", none.text);
+    let unreadable = datasets
+        .iter()
+        .find(|d| !readable.contains(**d))
+        .expect("a dataset the reader may not read");
+    assert_forbidden(
+        &get(
+            &format!("/api/v2/search?q={id}&resource={unreadable}"),
+            Some(&reader()),
+        ),
+        "read",
+        &format!("lake/{unreadable}"),
+    );
+
+    // Refusals.
+    assert_eq!(get("/api/v2/search?q=x", None).status, 401);
+    assert_bad(&get("/api/v2/search", Some(&admin)), "q");
+    assert_bad(&get("/api/v2/search?q=%20", Some(&admin)), "q");
+    assert_bad(&get("/api/v2/search?q=%22unclosed", Some(&admin)), "q");
+    assert_bad(
+        &get("/api/v2/search?q=x&since=2026-02-30", Some(&admin)),
+        "since",
+    );
+    assert_bad(&get("/api/v2/search?q=x&page=0", Some(&admin)), "page");
+    assert_bad(
+        &get("/api/v2/search?q=x&page_size=101", Some(&admin)),
+        "page_size",
+    );
+    assert_bad(&get("/api/v2/search?q=x&sort=score", Some(&admin)), "sort");
+    assert_eq!(
+        get("/api/v2/search?q=x&resource=NO_SUCH", Some(&admin)).status,
+        404
+    );
 }

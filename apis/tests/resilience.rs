@@ -272,3 +272,70 @@ fn the_audit_spool_stays_within_its_bound() {
     let metrics = server.call("GET", "/metrics", None, None);
     assert!(metrics.text.contains("audit_dropped"), "{}", metrics.text);
 }
+
+/// Hits of a search page.
+fn search_total(server: &ApiServer, token: &str, query: &str) -> u64 {
+    let page = server.call("GET", &format!("/api/v2/search?{query}"), Some(token), None);
+    assert_eq!(page.status, 200, "{}", page.text);
+    page.json["total"].as_u64().unwrap()
+}
+
+/// The search index follows files as they land, and after a kill -9 of the
+/// server it catches up with what landed meanwhile: every record once.
+#[test]
+fn the_search_index_follows_landing_files_and_catches_up_after_a_kill() {
+    let server = ApiServer::start(&[(0, 30)], &[]);
+    let token = server.token("admin");
+    let id_of = |t: &serde_json::Value| t["transaction_id"].as_str().unwrap().to_string();
+    let first = id_of(&server.transactions[0]);
+    server.wait_search(&token, &format!("q={first}"), |p| {
+        p["total"].as_u64() > Some(0)
+    });
+    let per_id = search_total(&server, &token, &format!("q={first}"));
+    assert!(
+        per_id >= 2,
+        "the raw and the flat record at least: {per_id}"
+    );
+
+    // Files landing while it runs are searchable within a few seconds.
+    let landed_ids: Vec<String> = support::build_lake_from(&server.lake, &[(0, 12)], 99, 1_000)
+        .iter()
+        .map(id_of)
+        .collect();
+    let landed = Instant::now();
+    let newest = landed_ids.last().unwrap().clone();
+    while search_total(&server, &token, &format!("q={newest}")) == 0 {
+        assert!(
+            landed.elapsed() < Duration::from_secs(10),
+            "a landed record is not searchable after {:?}",
+            landed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("searchable {:?} after landing", landed.elapsed());
+
+    // Killed; files land while it is down; started again.
+    server.kill();
+    let while_down: Vec<String> = support::build_lake_from(&server.lake, &[(0, 9)], 5, 2_000)
+        .iter()
+        .map(id_of)
+        .collect();
+    server.restart(&[]);
+    let last = while_down.last().unwrap().clone();
+    server.wait_search(&token, &format!("q={last}"), |p| {
+        p["total"].as_u64() > Some(0)
+    });
+    // Every id, old and new, is found as often as before: once per stream
+    // holding it, nothing indexed twice.
+    for id in [&first, &landed_ids[0], &newest, &while_down[0], &last] {
+        let hits = search_total(&server, &token, &format!("q={id}"));
+        assert!(hits >= 2, "{id}: {hits}");
+        let raw = search_total(&server, &token, &format!("q={id}&resource=transaction_log"));
+        assert_eq!(raw, 1, "{id} is in the raw lake once");
+    }
+    assert_eq!(
+        search_total(&server, &token, &format!("q={first}")),
+        per_id,
+        "no duplicates after catching up"
+    );
+}

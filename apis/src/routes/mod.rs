@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod products;
 pub mod purge;
 pub mod resources;
+pub mod search;
 pub mod sql;
 pub mod warehouse;
 
@@ -66,9 +67,44 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every endpoint answers 429 to a caller over its rate (the rate limit is
+/// a layer in front of all of them, so it is documented here once).
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("Too many requests for this token (or address); slow down")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| response.clone().into());
+            }
+        }
+    }
+}
+
 /// The endpoints and their OpenAPI document.
 pub fn api() -> (Router<SharedState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::prometheus))
         .routes(routes!(identity::create_token, identity::delete_token))
@@ -95,9 +131,13 @@ pub fn api() -> (Router<SharedState>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics::spent_per_user_type))
         .routes(routes!(metrics::top_products))
         .routes(routes!(sql::query))
+        .routes(routes!(search::search))
         .routes(routes!(purge::run))
-        .routes(routes!(purge::runs))
-        .split_for_parts()
+        .routes(routes!(purge::runs));
+    let (router, mut openapi) = router.split_for_parts();
+    // After the routes joined the document: it documents theirs.
+    RateLimited.modify(&mut openapi);
+    (router, openapi)
 }
 
 /// The whole server: endpoints, `/openapi.json`, `/docs`, and the layers

@@ -249,6 +249,26 @@ impl ApiServer {
         self.wait_healthy(Duration::from_secs(60));
     }
 
+    /// SIGKILL, as a crash would; `restart` starts it again.
+    pub fn kill(&self) {
+        if let Some(mut process) = self.process.lock().unwrap().take() {
+            process.kill();
+        }
+    }
+
+    /// Waits (up to 30 s) for a search as `token` to satisfy `done`; the last answer.
+    pub fn wait_search(&self, token: &str, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let page = self.call("GET", &format!("/api/v2/search?{query}"), Some(token), None);
+            assert_eq!(page.status, 200, "{}", page.text);
+            if done(&page.json) || started.elapsed() > Duration::from_secs(30) {
+                return page.json;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn stop(&self) {
         if let Some(mut process) = self.process.lock().unwrap().take() {
             process.stop(Duration::from_secs(20));
