@@ -75,12 +75,17 @@ pub struct ApiSettings {
 }
 
 impl ApiSettings {
+    /// The server's own state folder (audit spool, search index) in the stack's.
+    pub fn state_dir_of(stack: &Settings) -> PathBuf {
+        stack.state_dir.join("api")
+    }
+
     pub fn new(args: &ApiArgs, stack: &Settings, postgres_url: String) -> Self {
         Self {
             listen: args.listen,
             postgres_url,
             data_lake_dir: stack.data_lake_dir.clone(),
-            state_dir: stack.state_dir.join("api"),
+            state_dir: Self::state_dir_of(stack),
             log_dir: stack.log_dir.clone(),
             token_ttl: Duration::from_secs(args.token_ttl_minutes.max(1) * 60),
             rate_limit_per_second: args.rate_limit_per_second.max(1),

@@ -4,6 +4,7 @@
 
 pub mod lag;
 pub mod produce;
+pub mod search;
 pub mod stack;
 pub mod state;
 pub mod status;

@@ -80,6 +80,22 @@ enum Command {
     /// One purge run over the lake: removes ingestion_date= partitions older
     /// than the retention (never today's); --dry-run lists them instead.
     Purge(lakehouse_workers::purge::PurgeArgs),
+    /// The API's full-text search index over the lake.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Rebuild the index from scratch: by the running API server if there
+    /// is one (this waits until it is done), else here.
+    Reindex {
+        /// Longest wait for a running server's rebuild, in seconds.
+        #[arg(long, env = "LAKEHOUSE_REINDEX_TIMEOUT_SECS", default_value_t = 3600)]
+        timeout_secs: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +187,13 @@ fn run(cli: Cli) -> Result<()> {
                     password_stdin,
                 },
         }) => runtime()?.block_on(users::add(&settings, &name, admin, password_stdin)),
+        Some(Command::Search {
+            command: SearchCommand::Reindex { timeout_secs },
+        }) => {
+            let outcome = lakectl::search::reindex(&settings, Duration::from_secs(timeout_secs))?;
+            println!("{outcome}");
+            Ok(())
+        }
         Some(Command::Purge(args)) => {
             let report = lakehouse_workers::purge::run_and_record(
                 &settings.data_lake_dir,

@@ -161,6 +161,33 @@ fn up_produce_down_and_state_survives_a_restart() {
     .into_json()
     .unwrap();
     assert_eq!(page["total"], 500);
+    // The search index under `up` follows the lake; a reindex asked of
+    // the running server rebuilds it with the same records.
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let search_total = || -> u64 {
+        let page: Value = ureq::get(&format!("{api}/api/v2/search?q=completed"))
+            .set("Authorization", &bearer)
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        page["total"].as_u64().unwrap()
+    };
+    let started = std::time::Instant::now();
+    while search_total() == 0 && started.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let before = search_total();
+    assert!(before > 0);
+    let out = project.run(&["search", "reindex"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("rebuilt by the running server"), "{said}");
+    assert_eq!(search_total(), before);
     // The API logs to its own folder, as it does when run on its own.
     let api_log: String = std::fs::read_dir(project.dir.path().join("log/api"))
         .expect("log/api/ under lakectl up")
@@ -193,6 +220,15 @@ fn up_produce_down_and_state_survives_a_restart() {
     let status = project.status();
     assert_eq!(status["stack"]["running"], false);
     assert_eq!(status["components"]["broker"]["state"], "stopped");
+    // With no server running, the reindex happens here.
+    let out = project.run(&["search", "reindex"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("search index rebuilt:"), "{said}");
 
     let mut up = project.up();
     let status = project.wait_for(|s| s["topics"][0]["records"] == 500);

@@ -258,6 +258,11 @@ impl Indexer {
             context: format!("cannot create {}", self.root.display()),
             source,
         })?;
+        // Notifications name absolute paths; a relative root would match none.
+        self.root = std::fs::canonicalize(&self.root).map_err(|source| SearchError::Io {
+            context: format!("cannot resolve {}", self.root.display()),
+            source,
+        })?;
         let (sender, changes) = mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |event| {
             let _ = sender.send(event);
