@@ -11,6 +11,7 @@ pub mod job;
 pub mod json_body;
 pub mod lake;
 pub mod middleware;
+pub mod ml;
 pub mod permissions;
 pub mod query_params;
 pub mod rate_limit;
@@ -105,6 +106,8 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
         stop_indexing.clone(),
     );
     let state = Arc::new(AppState {
+        ml_jobs: Default::default(),
+        ml_models: Arc::new(ml::store::ModelStore::new(&settings.state_dir)),
         search,
         http_metrics: HttpMetrics::new(audit.counters.clone()),
         limits: RateLimits::new(settings.rate_limit_per_second),

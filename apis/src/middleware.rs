@@ -124,6 +124,7 @@ pub fn audit_resource(path: &str) -> Option<String> {
         ["api", "v2", "metrics", ..] => Some(format!("lake/{}", crate::lake::METRICS_DATASET)),
         ["api", "v2", "sql"] => Some("sql".to_string()),
         ["api", "v2", "search"] => Some("search".to_string()),
+        ["api", "v2", "ml", ..] => Some("ml".to_string()),
         ["api", "v2", "users" | "permissions" | "audit" | "purge", ..] => Some("admin".to_string()),
         _ => None,
     }

@@ -11,6 +11,8 @@ use crate::rate_limit::RateLimits;
 use crate::settings::ApiSettings;
 
 pub struct AppState {
+    pub ml_jobs: crate::ml::jobs::Jobs,
+    pub ml_models: Arc<crate::ml::store::ModelStore>,
     pub search: Arc<crate::search::SearchIndex>,
     pub settings: ApiSettings,
     pub pool: PgPool,

@@ -1223,6 +1223,7 @@ fn every_endpoint_leaves_an_access_log_row() {
         ("POST", "/api/v2/purge", Some(json!({"dry_run": true}))),
         ("GET", "/api/v2/purge/runs", None),
         ("GET", "/api/v2/search?q=completed", None),
+        ("GET", "/api/v2/ml/models", None),
     ];
     let mut expected = Vec::new();
     for (method, path, body) in calls {
@@ -1559,6 +1560,178 @@ fn search_finds_ids_and_words_among_the_datasets_the_caller_may_read() {
     assert_bad(&get("/api/v2/search?q=x&sort=score", Some(&admin)), "sort");
     assert_eq!(
         get("/api/v2/search?q=x&resource=NO_SUCH", Some(&admin)).status,
+        404
+    );
+}
+
+#[test]
+fn a_model_is_trained_as_a_job_saved_listed_and_used_for_predictions() {
+    let s = server();
+    let admin = admin();
+    let train =
+        |token: Option<&str>, body: Value| s.call("POST", "/api/v2/ml/train", token, Some(body));
+    let good = json!({
+        "dataset": "TRANSACTIONS_FLAT",
+        "target": "amount > 500",
+        // Amount with tax depends on the amount by construction.
+        "features": ["amount_with_tax", "payment_method"],
+    });
+    assert_eq!(train(None, good.clone()).status, 401);
+    assert_forbidden(
+        &train(Some(&reader()), good.clone()),
+        "execute",
+        "lake/TRANSACTIONS_FLAT",
+    );
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        body[key] = value;
+        body
+    };
+    assert_bad(
+        &train(Some(&admin), with("target", json!("amount"))),
+        "target",
+    );
+    assert_bad(
+        &train(Some(&admin), with("target", json!("nope == 1"))),
+        "target",
+    );
+    assert_bad(
+        &train(Some(&admin), with("features", json!(["nope"]))),
+        "features",
+    );
+    assert_bad(
+        &train(Some(&admin), with("features", json!(["amount_x"]))),
+        "features",
+    );
+    assert_bad(
+        &train(Some(&admin), with("features", json!([]))),
+        "features",
+    );
+    // The target's own column is not a feature.
+    assert_bad(
+        &train(Some(&admin), with("features", json!(["AMOUNT"]))),
+        "features",
+    );
+    assert_bad(&train(Some(&admin), with("max_rows", json!(5))), "max_rows");
+    assert_bad(
+        &train(Some(&admin), with("held_out", json!(0.9))),
+        "held_out",
+    );
+    assert_bad(&train(Some(&admin), with("model", json!("svm"))), "model");
+    assert_bad(&train(Some(&admin), with("epochs", json!(3))), "epochs");
+    assert_eq!(
+        train(Some(&admin), with("dataset", json!("NO_SUCH"))).status,
+        404
+    );
+
+    for kind in ["logistic_regression", "random_forest"] {
+        let started = train(Some(&admin), with("model", json!(kind)));
+        assert_eq!(started.status, 202, "{}", started.text);
+        let status_path = started.json["status"].as_str().unwrap().to_string();
+        let begun = std::time::Instant::now();
+        let job = loop {
+            let job = s.call("GET", &status_path, Some(&admin), None);
+            assert_eq!(job.status, 200, "{}", job.text);
+            if job.json["state"] != "running" {
+                break job.json;
+            }
+            assert!(
+                begun.elapsed() < std::time::Duration::from_secs(120),
+                "{job:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!(job["state"], "done", "{job}");
+        assert_eq!(job["progress"], 1.0);
+        let model_id = job["model_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            s.call("GET", &status_path, Some(&nobody()), None).status,
+            403
+        );
+
+        // Listed with its held-out quality next to the baseline.
+        let models = s.call("GET", "/api/v2/ml/models", Some(&reader()), None);
+        let model = models
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == model_id.as_str())
+            .unwrap_or_else(|| panic!("{}", models.text))
+            .clone();
+        assert_eq!(model["kind"], kind);
+        assert_eq!(model["target"]["column"], "AMOUNT");
+        let quality = &model["quality"];
+        let (accuracy, baseline) = (
+            quality["accuracy"].as_f64().unwrap(),
+            quality["baseline_accuracy"].as_f64().unwrap(),
+        );
+        assert!(accuracy > baseline + 0.1, "{kind}: {model}");
+        assert_eq!(quality["beats_baseline"], true, "{quality}");
+        assert_eq!(quality["held_out_rows"], 100, "{quality}");
+        let confusion = &quality["confusion"];
+        let counted: u64 = [
+            "true_positive",
+            "false_positive",
+            "true_negative",
+            "false_negative",
+        ]
+        .iter()
+        .map(|k| confusion[k].as_u64().unwrap())
+        .sum();
+        assert_eq!(counted, 100);
+        let none = s.call("GET", "/api/v2/ml/models", Some(&nobody()), None);
+        assert!(!none.text.contains(&model_id));
+
+        // Predictions: one per row, a clear answer for rows it cannot take.
+        let method = transactions()[0]["payment_method"].as_str().unwrap();
+        let predict = |token: &str, body: Value| {
+            s.call(
+                "POST",
+                &format!("/api/v2/ml/models/{model_id}/predict"),
+                Some(token),
+                Some(body),
+            )
+        };
+        let answer = predict(
+            &reader(),
+            json!({"rows": [
+                {"amount_with_tax": 1150.0, "payment_method": method},
+                {"AMOUNT_WITH_TAX": 3.5, "PAYMENT_METHOD": method},
+                {"payment_method": method},
+                {"amount_with_tax": 10, "payment_method": "bartering"},
+            ]}),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let p = answer.json["predictions"].as_array().unwrap();
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[0]["prediction"], true, "{}", answer.text);
+        assert_eq!(p[1]["prediction"], false, "{}", answer.text);
+        assert!(p[2]["error"].as_str().unwrap().contains("missing"));
+        assert!(p[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not seen in training"));
+        assert_forbidden(
+            &predict(&nobody(), json!({"rows": [{"amount_with_tax": 1}]})),
+            "read",
+            "lake/TRANSACTIONS_FLAT",
+        );
+        assert_bad(&predict(&admin, json!({"rows": []})), "rows");
+    }
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("/api/v2/ml/models/{}/predict", "0".repeat(32)),
+            Some(&admin),
+            Some(json!({"rows": [{"amount_with_tax": 1}]}))
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        s.call("GET", "/api/v2/ml/jobs/nope", Some(&admin), None)
+            .status,
         404
     );
 }

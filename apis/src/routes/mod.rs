@@ -27,6 +27,7 @@ pub mod datasets;
 pub mod health;
 pub mod identity;
 pub mod metrics;
+pub mod ml;
 pub mod products;
 pub mod purge;
 pub mod resources;
@@ -51,6 +52,7 @@ pub mod warehouse;
         (name = "lake", description = "API 2: datasets of the data lake"),
         (name = "warehouse", description = "API 2: tables of the warehouse"),
         (name = "metrics", description = "API 2: business metrics over the lake"),
+        (name = "ml", description = "API 2: models trained on the lake, and their predictions"),
     )
 )]
 struct ApiDoc;
@@ -132,6 +134,10 @@ pub fn api() -> (Router<SharedState>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics::top_products))
         .routes(routes!(sql::query))
         .routes(routes!(search::search))
+        .routes(routes!(ml::train))
+        .routes(routes!(ml::job))
+        .routes(routes!(ml::models))
+        .routes(routes!(ml::predict))
         .routes(routes!(purge::run))
         .routes(routes!(purge::runs));
     let (router, mut openapi) = router.split_for_parts();
