@@ -29,6 +29,18 @@ fn warehouse_rows(status: &Value, table: &str) -> Option<i64> {
         .and_then(|t| t["rows"].as_i64())
 }
 
+/// Runs `lakectl search reindex`, which must succeed saying `expected`.
+fn reindex_says(project: &Project, expected: &str) {
+    let out = project.run(&["search", "reindex"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains(expected), "{said}");
+}
+
 fn pid_of(status: &Value, component: &str) -> u32 {
     status["components"][component]["pid"]
         .as_u64()
@@ -179,14 +191,7 @@ fn up_produce_down_and_state_survives_a_restart() {
     }
     let before = search_total();
     assert!(before > 0);
-    let out = project.run(&["search", "reindex"]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(said.contains("rebuilt by the running server"), "{said}");
+    reindex_says(&project, "rebuilt by the running server");
     assert_eq!(search_total(), before);
     // The API logs to its own folder, as it does when run on its own.
     let api_log: String = std::fs::read_dir(project.dir.path().join("log/api"))
@@ -221,14 +226,7 @@ fn up_produce_down_and_state_survives_a_restart() {
     assert_eq!(status["stack"]["running"], false);
     assert_eq!(status["components"]["broker"]["state"], "stopped");
     // With no server running, the reindex happens here.
-    let out = project.run(&["search", "reindex"]);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(said.contains("search index rebuilt:"), "{said}");
+    reindex_says(&project, "search index rebuilt:");
 
     let mut up = project.up();
     let status = project.wait_for(|s| s["topics"][0]["records"] == 500);

@@ -8,8 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use datafusion::arrow::json::writer::LineDelimited;
-use datafusion::arrow::json::WriterBuilder;
 use datafusion::prelude::col;
 use lakehouse::lake::{COL_OFFSET, COL_PARTITION};
 use serde::{Deserialize, Serialize};
@@ -271,15 +269,7 @@ async fn read_rows(
         .collect()
         .await
         .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    {
-        let mut writer = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, LineDelimited>(&mut out);
-        let refs: Vec<&_> = batches.iter().collect();
-        writer.write_batches(&refs).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-    }
+    let out = crate::lake::encode::ndjson(&batches).map_err(|e| e.body().error.message)?;
     std::str::from_utf8(&out)
         .map_err(|e| e.to_string())?
         .lines()

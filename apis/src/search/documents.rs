@@ -6,8 +6,6 @@ use std::path::Path;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
-use datafusion::arrow::json::writer::LineDelimited;
-use datafusion::arrow::json::WriterBuilder;
 use lakehouse::lake::{COL_OFFSET, COL_PARTITION, COL_RAW_JSON, COL_SOURCE, COL_TOPIC};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tantivy::TantivyDocument;
@@ -166,14 +164,8 @@ fn integer_column(batch: &RecordBatch, name: &str) -> impl Fn(usize) -> i64 {
 
 /// Each row of `batch` as a JSON object, by the API's own JSON rules.
 fn json_lines(batch: &RecordBatch) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    {
-        let mut writer = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, LineDelimited>(&mut out);
-        writer.write(batch).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-    }
-    let text = String::from_utf8(out).map_err(|e| e.to_string())?;
+    let lines = crate::lake::encode::ndjson(std::slice::from_ref(batch))
+        .map_err(|e| e.body().error.message)?;
+    let text = String::from_utf8(lines).map_err(|e| e.to_string())?;
     Ok(text.lines().map(str::to_string).collect())
 }
