@@ -314,6 +314,13 @@ fn the_search_index_follows_landing_files_and_catches_up_after_a_kill() {
     }
     println!("searchable {:?} after landing", landed.elapsed());
 
+    let health =
+        |server: &ApiServer| server.call("GET", "/health", None, None).json["search"].clone();
+    let before = health(&server);
+    assert!(before["records"].as_u64() > Some(0), "{before}");
+    assert!(before["files_indexed"].as_u64() > Some(0), "{before}");
+    assert_eq!(before["errors"], 0, "{before}");
+
     // Killed; files land while it is down; started again.
     server.kill();
     let while_down: Vec<String> = support::build_lake_from(&server.lake, &[(0, 9)], 5, 2_000)
@@ -337,5 +344,15 @@ fn the_search_index_follows_landing_files_and_catches_up_after_a_kill() {
         search_total(&server, &token, &format!("q={first}")),
         per_id,
         "no duplicates after catching up"
+    );
+    // Only what landed while it was down was indexed again.
+    let after = health(&server);
+    assert!(
+        after["records"].as_u64() > before["records"].as_u64(),
+        "{after}"
+    );
+    assert!(
+        after["files_indexed"].as_u64() < before["files_indexed"].as_u64(),
+        "no full rebuild: {before} then {after}"
     );
 }

@@ -20,6 +20,18 @@ pub struct Health {
     pub dependencies: BTreeMap<String, DependencyState>,
     /// access_log entries written, spooled (PostgreSQL away) and lost.
     pub audit: AuditState,
+    /// The full-text index: records it holds, and what the indexer did since start.
+    pub search: SearchState,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchState {
+    pub records: u64,
+    pub files_indexed: u64,
+    pub files_removed: u64,
+    pub commits: u64,
+    /// Files that could not be read (tried again on the next comparison).
+    pub errors: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +84,11 @@ pub async fn health(State(state): State<SharedState>) -> impl IntoResponse {
         },
     );
     let healthy = dependencies.values().all(|d| d.state == "up");
+    let search = state.search.clone();
+    let records = tokio::task::spawn_blocking(move || search.records())
+        .await
+        .unwrap_or(0);
+    let stats = &state.search.stats;
     let counters = &state.audit.counters;
     let body = Health {
         status: if healthy { "ok" } else { "degraded" }.into(),
@@ -80,6 +97,13 @@ pub async fn health(State(state): State<SharedState>) -> impl IntoResponse {
             written: counters.written.load(Ordering::Relaxed),
             spooled: counters.spooled.load(Ordering::Relaxed),
             dropped: counters.dropped.load(Ordering::Relaxed),
+        },
+        search: SearchState {
+            records,
+            files_indexed: stats.files_indexed.load(Ordering::Relaxed),
+            files_removed: stats.files_removed.load(Ordering::Relaxed),
+            commits: stats.commits.load(Ordering::Relaxed),
+            errors: stats.errors.load(Ordering::Relaxed),
         },
     };
     let status = if healthy {

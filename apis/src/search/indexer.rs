@@ -71,13 +71,13 @@ impl Indexer {
                 e => SearchError::Index(e),
             })?;
         Ok(Self {
+            stats: index.stats.clone(),
             index,
             writer,
             root: root.to_path_buf(),
             added: HashSet::new(),
             removed: HashSet::new(),
             first_pending: None,
-            stats: Arc::default(),
         })
     }
 

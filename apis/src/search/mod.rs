@@ -99,6 +99,8 @@ impl Fields {
 
 /// The index on disk and a reader that follows its commits.
 pub struct SearchIndex {
+    /// What the indexer has done since the server started (across restarts of the indexer).
+    pub stats: std::sync::Arc<indexer::IndexerStats>,
     pub index: Index,
     pub reader: IndexReader,
     pub fields: Fields,
@@ -133,6 +135,7 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
         Ok(Self {
+            stats: Default::default(),
             index,
             reader,
             fields,
