@@ -54,7 +54,16 @@ fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
         s.contains("lake › transaction_log")
     });
     assert!(dates.contains("ingestion_date"), "{dates}");
-    terminal.keys(&["Escape", "Escape"]);
+    // Then into today's files, with their partitions and offsets.
+    terminal.keys(&["Enter"]);
+    let files = terminal.wait_for("the date's files", |s| {
+        s.contains(": files") && s.contains("part-00000-")
+    });
+    assert!(
+        files.contains(": files (") && files.contains("offsets"),
+        "{files}"
+    );
+    terminal.keys(&["Escape", "Escape", "Escape"]);
 
     // The logs view follows the API's own log folder.
     terminal.keys(&["6", "/", "api", "Enter", "Enter"]);

@@ -138,6 +138,8 @@ pub enum Effect {
     ListLogs,
     /// Read the last lines of a component's newest log file.
     TailLog(String),
+    /// List a lake stream's files on one date.
+    ListLakeFiles(String, chrono::NaiveDate),
 }
 
 #[cfg(test)]

@@ -137,6 +137,12 @@ pub enum Action {
     LogFolders(Vec<String>),
     /// The last lines of a component's newest log file.
     LogTail(String, Vec<String>),
+    /// A lake stream's files on one date.
+    LakeFiles(
+        String,
+        chrono::NaiveDate,
+        Vec<super::lake_files::LakeFileRow>,
+    ),
     /// The statement file, read (or not) at start.
     Catalog(Result<Vec<lakehouse_streamsql::Relation>, String>),
     /// One source's reading finished (good or not).
@@ -147,6 +153,9 @@ pub struct App {
     pub view: View,
     /// The lake stream drilled into (Enter on the lake view).
     pub drilled: Option<String>,
+    /// The date drilled into within that stream (Enter on a date), and its files.
+    pub drilled_date: Option<chrono::NaiveDate>,
+    pub lake_files: Vec<super::lake_files::LakeFileRow>,
     pub selected: usize,
     /// The filter applied to the current table (empty: none).
     pub filter: String,
@@ -181,6 +190,8 @@ impl App {
         Self {
             view: View::Overview,
             drilled: None,
+            drilled_date: None,
+            lake_files: Vec::new(),
             selected: 0,
             filter: String::new(),
             prompt: Prompt::None,
@@ -210,9 +221,10 @@ impl App {
 
     /// Where the user is: `lake › TRANSACTIONS_FLAT`.
     pub fn breadcrumb(&self) -> String {
-        match &self.drilled {
-            Some(stream) => format!("{} › {stream}", self.view.name()),
-            None => self.view.name().to_string(),
+        match (&self.drilled, self.drilled_date) {
+            (Some(stream), Some(date)) => format!("{} › {stream} › {date}", self.view.name()),
+            (Some(stream), None) => format!("{} › {stream}", self.view.name()),
+            _ => self.view.name().to_string(),
         }
     }
 
@@ -220,6 +232,7 @@ impl App {
         if self.view != view {
             self.view = view;
             self.drilled = None;
+            self.drilled_date = None;
             self.selected = 0;
             self.filter.clear();
             if view == View::Logs {
@@ -296,6 +309,19 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
                 app.selected += 1;
             }
         }
+        Action::Enter if app.view == View::Lake && app.drilled.is_some() => {
+            // A date of the stream: its files.
+            let date = super::views::selected_name(app, now)
+                .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+            if let (Some(stream), Some(date), None) = (&app.drilled, date, app.drilled_date) {
+                app.drilled_date = Some(date);
+                app.lake_files.clear();
+                app.selected = 0;
+                app.filter.clear();
+                app.effects
+                    .push(Effect::ListLakeFiles(stream.clone(), date));
+            }
+        }
         Action::Enter => {
             if matches!(app.view, View::Lake | View::Catalog | View::Logs) && app.drilled.is_none()
             {
@@ -312,6 +338,13 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
         }
         Action::Catalog(result) => app.catalog = Some(result),
         Action::LogFolders(folders) => app.log_folders = folders,
+        Action::LakeFiles(stream, date, files) => {
+            if app.drilled.as_deref() == Some(stream.as_str()) && app.drilled_date == Some(date) {
+                app.lake_files = files;
+                let rows = app.row_count(now);
+                app.selected = app.selected.min(rows.saturating_sub(1));
+            }
+        }
         Action::LogTail(component, lines) => {
             if app.drilled.as_deref() == Some(component.as_str()) {
                 // Following: a cursor on the last line stays on the last line.
@@ -330,7 +363,7 @@ pub fn update(app: &mut App, action: Action, now: DateTime<Utc>) {
             } else if !app.filter.is_empty() {
                 app.filter.clear();
                 app.selected = 0;
-            } else if app.drilled.take().is_some() {
+            } else if app.drilled_date.take().is_some() || app.drilled.take().is_some() {
                 app.selected = 0;
             }
         }
@@ -435,6 +468,14 @@ fn take_reading(app: &mut App, reading: Reading, at: DateTime<Utc>, now: DateTim
     if let Reading::Broker(broker) = &reading {
         app.lag.record(&broker.groups, at);
     }
+    // The files drilled into are listed again with each lake reading.
+    if let (Reading::Lake(_), Some(stream), Some(date)) = (&reading, &app.drilled, app.drilled_date)
+    {
+        if app.view == View::Lake {
+            app.effects
+                .push(Effect::ListLakeFiles(stream.clone(), date));
+        }
+    }
     app.readings.store(reading);
     let report = StatusReport::assemble(&app.readings);
     if kind == SourceKind::Stack {
@@ -522,6 +563,7 @@ fn update_modal(app: &mut App, action: &Action) -> bool {
             | Action::ProducerDone(_)
             | Action::LogFolders(_)
             | Action::LogTail(..)
+            | Action::LakeFiles(..)
             | Action::Catalog(_),
         ) => return false,
         _ => {}

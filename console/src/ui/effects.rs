@@ -41,6 +41,16 @@ impl Runner {
                 let folders = super::logs::folders(&self.settings.log_dir);
                 let _ = self.sender.send(Action::LogFolders(folders));
             }
+            Effect::ListLakeFiles(stream, date) => {
+                let (root, sender) = (self.settings.data_lake_dir.clone(), self.sender.clone());
+                std::thread::Builder::new()
+                    .name("console-lake-files".into())
+                    .spawn(move || {
+                        let files = super::lake_files::list(&root, &stream, date);
+                        let _ = sender.send(Action::LakeFiles(stream, date, files));
+                    })
+                    .expect("spawn the console's lake lister");
+            }
             Effect::TailLog(component) => {
                 let (dir, sender) = (self.settings.log_dir.clone(), self.sender.clone());
                 std::thread::Builder::new()

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod app;
 pub mod effects;
 pub mod keys;
+pub mod lake_files;
 pub mod logs;
 pub mod rates;
 pub mod views;

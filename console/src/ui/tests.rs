@@ -416,3 +416,55 @@ fn a_source_that_does_not_answer_holds_up_only_its_own_readings() {
     assert!(count(SourceKind::Broker) <= 2, "{counts:?}");
     assert!(count(SourceKind::Postgres) <= 2, "{counts:?}");
 }
+
+#[test]
+fn a_lake_date_drilled_into_lists_its_files() {
+    use super::actions::Effect;
+    use super::lake_files::LakeFileRow;
+    let mut app = console(3);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    app.effects.clear();
+    // The newest date comes first.
+    press(&mut app, KeyCode::Enter);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    assert_eq!(app.drilled_date, Some(date));
+    assert_eq!(
+        app.effects.drain(..).collect::<Vec<_>>(),
+        vec![Effect::ListLakeFiles("TRANSACTIONS_STREAM_01".into(), date)]
+    );
+    let files = (0..3)
+        .map(|p| LakeFileRow {
+            name: format!("part-{p:05}-{:019}-{:019}.parquet", 0, 199),
+            partition: p,
+            first_offset: 0,
+            last_offset: 199,
+            rows: 200,
+            bytes: 10_500,
+        })
+        .collect();
+    update(
+        &mut app,
+        Action::LakeFiles("TRANSACTIONS_STREAM_01".into(), date, files),
+        at(3),
+    );
+    let text = screen(&app, 80, 24, at(2));
+    assert!(
+        text.contains("lake › TRANSACTIONS_STREAM_01 › 2026-11-30"),
+        "{text}"
+    );
+    assert_eq!(app.row_count(at(2)), 3);
+    insta::assert_snapshot!("lake_files_80x24", text);
+    // The next lake reading lists them again; Esc goes back a level at a time.
+    feed(&mut app, 3, 4, 6, at(3));
+    assert!(app.effects.contains(&Effect::ListLakeFiles(
+        "TRANSACTIONS_STREAM_01".into(),
+        date
+    )));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.drilled_date, None);
+    assert_eq!(app.drilled.as_deref(), Some("TRANSACTIONS_STREAM_01"));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.drilled, None);
+}

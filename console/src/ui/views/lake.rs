@@ -10,6 +10,36 @@ use crate::status::SourceKind;
 use crate::ui::app::App;
 
 pub fn table(app: &App, now: DateTime<Utc>) -> TableData {
+    if let (Some(stream), Some(date)) = (&app.drilled, app.drilled_date) {
+        return TableData {
+            title: stale_title(
+                app,
+                SourceKind::Lake,
+                now,
+                &format!("{stream} on {date}: files"),
+            ),
+            columns: vec![
+                ("file", Constraint::Min(20)),
+                ("part", Constraint::Length(5)),
+                ("offsets", Constraint::Length(17)),
+                ("rows", Constraint::Length(10)),
+                ("bytes", Constraint::Length(10)),
+            ],
+            rows: app
+                .lake_files
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name.clone(),
+                        f.partition.to_string(),
+                        format!("{}–{}", f.first_offset, f.last_offset),
+                        f.rows.to_string(),
+                        short_bytes(f.bytes),
+                    ]
+                })
+                .collect(),
+        };
+    }
     if let Some(stream) = &app.drilled {
         let dates = app
             .status
@@ -23,7 +53,7 @@ pub fn table(app: &App, now: DateTime<Utc>) -> TableData {
                 app,
                 SourceKind::Lake,
                 now,
-                &format!("{stream}: ingestion_date partitions"),
+                &format!("{stream}: ingestion_date partitions (Enter: files)"),
             ),
             columns: vec![
                 ("ingestion_date", Constraint::Length(14)),
