@@ -13,14 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::ApiServer;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_usize, percentile, ApiServer};
 
 struct Question {
     name: &'static str,
@@ -31,11 +24,6 @@ struct Question {
     vary: Option<&'static str>,
     body: Option<serde_json::Value>,
     duckdb: String,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 /// Median seconds DuckDB takes for each query, in one process, after a warm-up run.

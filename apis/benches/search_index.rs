@@ -17,13 +17,7 @@ use std::time::{Duration, Instant};
 use lakehouse_api::search::indexer::Indexer;
 use lakehouse_api::search::query::SearchRequest;
 use lakehouse_api::search::SearchIndex;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_usize, percentile};
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let mut total = 0;
@@ -36,10 +30,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         };
     }
     total
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {

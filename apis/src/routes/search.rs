@@ -102,7 +102,7 @@ pub async fn search(
         Ok(page) => Ok(Json(page)),
         Err(SearchQueryError::Bad(bad)) => Err(ApiError::bad_parameter(
             "q",
-            format!("cannot read the query: {}", bad.0),
+            format!("cannot read the query: {bad}"),
         )),
         Err(SearchQueryError::Index(e)) => Err(ApiError::internal(e)),
     }

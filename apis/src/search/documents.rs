@@ -30,12 +30,13 @@ pub struct LakeFile {
 
 impl LakeFile {
     pub fn folder(&self) -> String {
-        format!(
-            "{}/{}",
-            self.dataset,
-            lakehouse::lake::partition_dir_name(self.date)
-        )
+        folder_of(&self.dataset, self.date)
     }
+}
+
+/// A dataset's date folder as the index names it: `STREAM/ingestion_date=D`.
+pub fn folder_of(dataset: &str, date: chrono::NaiveDate) -> String {
+    format!("{dataset}/{}", lakehouse::lake::partition_dir_name(date))
 }
 
 /// Calls `add` with each record's document of `file`, then its marker;

@@ -21,7 +21,7 @@ use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
-use super::documents::{file_documents, LakeFile};
+use super::documents::{file_documents, folder_of, LakeFile};
 use super::{SearchError, SearchIndex, KIND_FILE};
 
 /// Longest wait between the first uncommitted file and its commit.
@@ -94,13 +94,9 @@ impl Indexer {
         match scope {
             Scope::All => {}
             Scope::Dataset(dataset) => must.push((Occur::Must, term(fields.resource, dataset))),
-            Scope::Folder(dataset, date) => must.push((
-                Occur::Must,
-                term(
-                    fields.folder,
-                    &format!("{dataset}/{}", lake::partition_dir_name(*date)),
-                ),
-            )),
+            Scope::Folder(dataset, date) => {
+                must.push((Occur::Must, term(fields.folder, &folder_of(dataset, *date))))
+            }
         }
         let searcher = self.index.reader.searcher();
         let mut files = BTreeSet::new();
@@ -149,10 +145,7 @@ impl Indexer {
                     files.push(LakeFile {
                         dataset: dataset.clone(),
                         date: partition.date,
-                        relative: format!(
-                            "{dataset}/{}/{name}",
-                            lake::partition_dir_name(partition.date)
-                        ),
+                        relative: format!("{}/{name}", folder_of(&dataset, partition.date)),
                     });
                 }
             }
@@ -379,9 +372,7 @@ fn in_scope(file: &str, scope: &Scope) -> bool {
     match scope {
         Scope::All => true,
         Scope::Dataset(d) => file.starts_with(&format!("{d}/")),
-        Scope::Folder(d, date) => {
-            file.starts_with(&format!("{d}/{}/", lake::partition_dir_name(*date)))
-        }
+        Scope::Folder(d, date) => file.starts_with(&format!("{}/", folder_of(d, *date))),
     }
 }
 

@@ -60,10 +60,6 @@ pub struct Hit {
     pub record: serde_json::Value,
 }
 
-/// Why a query cannot run: its text does not parse.
-#[derive(Debug)]
-pub struct BadQuery(pub String);
-
 impl SearchIndex {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, SearchQueryError> {
         let fields = &self.fields;
@@ -71,7 +67,7 @@ impl SearchIndex {
         parser.set_conjunction_by_default();
         let parsed = parser
             .parse_query(request.query)
-            .map_err(|e| SearchQueryError::Bad(BadQuery(e.to_string())))?;
+            .map_err(|e| SearchQueryError::Bad(e.to_string()))?;
         let term = |field, text: &str| -> Box<dyn Query> {
             Box::new(TermQuery::new(
                 Term::from_field_text(field, text),
@@ -140,7 +136,8 @@ impl SearchIndex {
 
 #[derive(Debug)]
 pub enum SearchQueryError {
-    Bad(BadQuery),
+    /// The query's text does not parse.
+    Bad(String),
     Index(tantivy::TantivyError),
 }
 
