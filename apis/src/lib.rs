@@ -15,6 +15,7 @@ pub mod ml;
 pub mod permissions;
 pub mod query_params;
 pub mod rate_limit;
+pub mod repush;
 pub mod routes;
 pub mod search;
 pub mod server;
@@ -50,6 +51,9 @@ pub async fn apply_schema(pool: &PgPool) -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await?;
     sqlx::raw_sql(routes::products::PRODUCTS_SQL)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(repush::store::SCHEMA_SQL)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -109,6 +113,7 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
         ml_jobs: Default::default(),
         ml_models: Arc::new(ml::store::ModelStore::new(&settings.state_dir)),
         search,
+        repush: repush::runner::Repush::new(&settings.kafka_bootstrap),
         http_metrics: HttpMetrics::new(audit.counters.clone()),
         limits: RateLimits::new(settings.rate_limit_per_second),
         audit,
@@ -126,10 +131,13 @@ pub async fn run(settings: ApiSettings, shutdown: impl Future<Output = ()>) -> a
             }
         })
     };
+    // Jobs a previous server left running go on from where they stopped.
+    repush::runner::resume_all(&state);
     let router = routes::router(state.clone());
     tracing::info!(url = %format!("http://{address}"), "lakehouse API listening");
     server::serve(listener, router, state.settings.header_timeout, shutdown).await;
     forget.abort();
+    state.repush.stop();
     stop_indexing.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || indexing.join()).await;
     audit_writer.shutdown().await;

@@ -125,6 +125,11 @@ pub fn audit_resource(path: &str) -> Option<String> {
         ["api", "v2", "sql"] => Some("sql".to_string()),
         ["api", "v2", "search"] => Some("search".to_string()),
         ["api", "v2", "ml", ..] => Some("ml".to_string()),
+        ["api", "v2", "repush", "transactions", ..] => {
+            Some(format!("lake/{}", lakehouse::topics::TRANSACTION_LOG))
+        }
+        ["api", "v2", "repush", "datasets", name, ..] => Some(format!("lake/{name}")),
+        ["api", "v2", "repush", ..] => Some("repush".to_string()),
         ["api", "v2", "users" | "permissions" | "audit" | "purge", ..] => Some("admin".to_string()),
         _ => None,
     }

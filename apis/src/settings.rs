@@ -58,6 +58,8 @@ impl ApiArgs {
 pub struct ApiSettings {
     pub listen: SocketAddr,
     pub postgres_url: String,
+    /// The broker re-pushed records are sent to (the stack's).
+    pub kafka_bootstrap: String,
     pub data_lake_dir: PathBuf,
     /// Where the audit spool lives (`<state>/api/`).
     pub state_dir: PathBuf,
@@ -84,6 +86,7 @@ impl ApiSettings {
         Self {
             listen: args.listen,
             postgres_url,
+            kafka_bootstrap: stack.kafka_bootstrap(),
             data_lake_dir: stack.data_lake_dir.clone(),
             state_dir: Self::state_dir_of(stack),
             log_dir: stack.log_dir.clone(),

@@ -14,6 +14,7 @@ pub struct AppState {
     pub ml_jobs: crate::ml::jobs::Jobs,
     pub ml_models: Arc<crate::ml::store::ModelStore>,
     pub search: Arc<crate::search::SearchIndex>,
+    pub repush: crate::repush::runner::Repush,
     pub settings: ApiSettings,
     pub pool: PgPool,
     pub lake: Lake,

@@ -85,7 +85,8 @@ pub async fn table(pool: &PgPool, name: &str) -> Result<WarehouseTable, ApiError
         .ok_or_else(|| ApiError::not_found(format!("there is no warehouse table {name:?}")))
 }
 
-fn quote(identifier: &str) -> String {
+/// A quoted identifier (names come from the catalog, never from a request).
+pub fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 

@@ -98,6 +98,9 @@ fn service_endpoints_need_no_token_and_document_every_path() {
         "/api/v2/metrics/spent-per-user-type",
         "/api/v2/metrics/top-products",
         "/api/v2/sql",
+        "/api/v2/repush/transactions/{transaction_id}",
+        "/api/v2/repush/datasets/{name}",
+        "/api/v2/repush/{job}",
     ] {
         assert!(
             paths.contains_key(path),

@@ -12,6 +12,15 @@ pub const SOURCE_HEADER: &str = "x-lakehouse-source";
 /// dead-letter accounting uses it to tell injected garbage from real bugs.
 pub const MALFORMED_HEADER: &str = "x-lakehouse-malformed";
 
+/// Header set by the API on a record it re-sent (`POST /api/v2/repush/...`):
+/// the re-push job's id.
+pub const REPUSH_HEADER: &str = "x-lakehouse-repush";
+
+/// Header set next to [`REPUSH_HEADER`]: where the re-sent record was first
+/// read (`<topic>:<partition>:<offset>`), so that a job can tell after a
+/// crash which of its records the broker already holds.
+pub const REPUSH_SOURCE_HEADER: &str = "x-lakehouse-repush-source";
+
 /// A record's place in a topic: the value of [`SOURCE_HEADER`], written
 /// `<topic>:<partition>:<offset>` (a topic name may itself hold colons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -195,6 +195,10 @@ pub const DISCOUNT_CODE_RANGE: std::ops::RangeInclusive<u32> = 100..=999;
 pub const ZIP_RANGE: std::ops::RangeInclusive<u32> = 10_000..=99_999;
 pub const STREET_NUMBER_RANGE: std::ops::RangeInclusive<u32> = 100..=999;
 
+/// Format of `timestamp`: Python's `isoformat()` of a naive time plus "Z",
+/// as the classic producer writes it.
+pub const EVENT_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
 /// Format of `timestamp_of_reception_log`.
 pub const RECEPTION_TIME_FORMAT: &str = "%d/%m/%Y %H:%M:%S";
 

@@ -83,6 +83,92 @@ fn table_exists(project: &Project, table: &str) -> bool {
     })
 }
 
+fn call(method: &str, url: &str, bearer: &str) -> Value {
+    let response = ureq::request(method, url)
+        .set("Authorization", bearer)
+        .call()
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    response.into_json().unwrap()
+}
+
+/// Polls a re-push job's report until its proof says the pipeline
+/// processed every record again; the report.
+fn wait_processed(api: &str, bearer: &str, job: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let report = call("GET", &format!("{api}/api/v2/repush/{job}"), bearer);
+        if report["job"]["state"] == "done" && report["proof"]["processed"] == true {
+            return report;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "not processed again: {report:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// One transaction, then the raw topic's whole history, sent again through
+/// the running stack: each time the proof finds the new records in the raw
+/// lake, in the derived streams their originals are in, and their rows of
+/// the warehouse rewritten.
+fn repush_is_processed_again(api: &str, bearer: &str) {
+    let page = call(
+        "GET",
+        &format!("{api}/api/v2/datasets/transaction_log?page_size=1"),
+        bearer,
+    );
+    let id = page["records"][0]["transaction_id"].as_str().unwrap().to_string();
+    let response = ureq::post(&format!("{api}/api/v2/repush/transactions/{id}"))
+        .set("Authorization", bearer)
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let job: Value = response.into_json().unwrap();
+    let report = wait_processed(api, bearer, job["id"].as_str().unwrap());
+    let proof = &report["proof"];
+    assert_eq!(proof["raw"]["found"], 1, "{proof:#}");
+    let flat = stream_of(proof, "TRANSACTIONS_FLAT");
+    assert_eq!((flat["expected"].as_u64(), flat["found"].as_u64()), (Some(1), Some(1)));
+    let table = |name: &str| {
+        proof["warehouse"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {proof:#}"))
+    };
+    let latest = table("latest_status_par_transaction");
+    assert_eq!(latest["key"], serde_json::json!(["transaction_id"]), "{latest}");
+    assert_eq!((latest["checked"].as_u64(), latest["updated"].as_u64()), (Some(1), Some(1)));
+
+    let response = ureq::post(&format!("{api}/api/v2/repush/datasets/transaction_log"))
+        .set("Authorization", bearer)
+        .send_json(serde_json::json!({"rate": 2000}))
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let job: Value = response.into_json().unwrap();
+    // The history as it stood: the 500 produced and the one re-pushed above.
+    assert_eq!(job["total"], 501);
+    let report = wait_processed(api, bearer, job["id"].as_str().unwrap());
+    let proof = &report["proof"];
+    assert_eq!(report["job"]["sent"], 501);
+    assert_eq!(proof["raw"]["found"], 501, "{proof:#}");
+    let flat = stream_of(proof, "TRANSACTIONS_FLAT");
+    assert_eq!((flat["expected"].as_u64(), flat["found"].as_u64()), (Some(501), Some(501)));
+}
+
+fn stream_of(proof: &Value, name: &str) -> Value {
+    proof["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["dataset"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {proof:#}"))
+}
+
 #[test]
 fn up_produce_down_and_state_survives_a_restart() {
     let project = Project::new("lifecycle");
@@ -208,6 +294,14 @@ fn up_produce_down_and_state_survives_a_restart() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing expired"));
     let text = project.run(&["status"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("lake      transaction_log: 500 rows"));
+    repush_is_processed_again(&api, &bearer);
+    let status = project.wait_for(|s| lake_rows(s, "transaction_log") == Some(1002));
+    assert_eq!(lake_rows(&status, "TRANSACTIONS_FLAT"), Some(1002));
+    assert_eq!(
+        warehouse_rows(&status, "latest_status_par_transaction"),
+        Some(500),
+        "re-pushed transactions update their rows, they add none"
+    );
 
     let (broker_pid, postgres_pid) = (pid_of(&status, "broker"), pid_of(&status, "postgres"));
 
@@ -229,7 +323,7 @@ fn up_produce_down_and_state_survives_a_restart() {
     reindex_says(&project, "search index rebuilt:");
 
     let mut up = project.up();
-    let status = project.wait_for(|s| s["topics"][0]["records"] == 500);
+    let status = project.wait_for(|s| s["topics"][0]["records"] == 1002);
     assert_eq!(
         status["topics"][0]["partitions"], 3,
         "messages survive down/up"

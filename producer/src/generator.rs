@@ -69,8 +69,7 @@ impl TransactionGenerator {
 
         Transaction {
             transaction_id: format!("TXN-{transaction_number:08x}"),
-            // Python's isoformat() of a naive time, plus "Z", as the classic producer writes it.
-            timestamp: event_time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            timestamp: event_time.format(EVENT_TIME_FORMAT).to_string(),
             user_id: format!("USER-{}", rng.gen_range(USER_ID_RANGE)),
             user_name: user_name.to_string(),
             product_id: format!("PROD-{}", rng.gen_range(PRODUCT_ID_RANGE)),

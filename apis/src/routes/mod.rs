@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod ml;
 pub mod products;
 pub mod purge;
+pub mod repush;
 pub mod resources;
 pub mod search;
 pub mod sql;
@@ -53,6 +54,7 @@ pub mod warehouse;
         (name = "warehouse", description = "API 2: tables of the warehouse"),
         (name = "metrics", description = "API 2: business metrics over the lake"),
         (name = "ml", description = "API 2: models trained on the lake, and their predictions"),
+        (name = "repush", description = "API 2: records of the raw lake sent again through the pipeline, with the proof it processed them"),
     )
 )]
 struct ApiDoc;
@@ -138,6 +140,9 @@ pub fn api() -> (Router<SharedState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ml::job))
         .routes(routes!(ml::models))
         .routes(routes!(ml::predict))
+        .routes(routes!(repush::transaction))
+        .routes(routes!(repush::dataset))
+        .routes(routes!(repush::report))
         .routes(routes!(purge::run))
         .routes(routes!(purge::runs));
     let (router, mut openapi) = router.split_for_parts();
