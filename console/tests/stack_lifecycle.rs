@@ -118,7 +118,10 @@ fn repush_is_processed_again(api: &str, bearer: &str) {
         &format!("{api}/api/v2/datasets/transaction_log?page_size=1"),
         bearer,
     );
-    let id = page["records"][0]["transaction_id"].as_str().unwrap().to_string();
+    let id = page["records"][0]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let response = ureq::post(&format!("{api}/api/v2/repush/transactions/{id}"))
         .set("Authorization", bearer)
         .call()
@@ -129,7 +132,10 @@ fn repush_is_processed_again(api: &str, bearer: &str) {
     let proof = &report["proof"];
     assert_eq!(proof["raw"]["found"], 1, "{proof:#}");
     let flat = stream_of(proof, "TRANSACTIONS_FLAT");
-    assert_eq!((flat["expected"].as_u64(), flat["found"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (flat["expected"].as_u64(), flat["found"].as_u64()),
+        (Some(1), Some(1))
+    );
     let table = |name: &str| {
         proof["warehouse"]
             .as_array()
@@ -140,8 +146,15 @@ fn repush_is_processed_again(api: &str, bearer: &str) {
             .unwrap_or_else(|| panic!("no {name} in {proof:#}"))
     };
     let latest = table("latest_status_par_transaction");
-    assert_eq!(latest["key"], serde_json::json!(["transaction_id"]), "{latest}");
-    assert_eq!((latest["checked"].as_u64(), latest["updated"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        latest["key"],
+        serde_json::json!(["transaction_id"]),
+        "{latest}"
+    );
+    assert_eq!(
+        (latest["checked"].as_u64(), latest["updated"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     let response = ureq::post(&format!("{api}/api/v2/repush/datasets/transaction_log"))
         .set("Authorization", bearer)
@@ -156,7 +169,10 @@ fn repush_is_processed_again(api: &str, bearer: &str) {
     assert_eq!(report["job"]["sent"], 501);
     assert_eq!(proof["raw"]["found"], 501, "{proof:#}");
     let flat = stream_of(proof, "TRANSACTIONS_FLAT");
-    assert_eq!((flat["expected"].as_u64(), flat["found"].as_u64()), (Some(501), Some(501)));
+    assert_eq!(
+        (flat["expected"].as_u64(), flat["found"].as_u64()),
+        (Some(501), Some(501))
+    );
 }
 
 fn stream_of(proof: &Value, name: &str) -> Value {
