@@ -365,3 +365,84 @@ fn a_job_killed_mid_way_resumes_and_sends_each_record_once() {
     let topic_positions: HashSet<&str> = records.iter().map(|r| r.position.as_str()).collect();
     assert!(report_positions.is_subset(&topic_positions));
 }
+
+/// The moment a crash can fall between a send and its record: the broker
+/// holds a record of the job that the job never recorded. Made here by
+/// killing the server and then producing that record as the job would have;
+/// the restarted job finds it in the topic and does not send it again.
+#[test]
+fn a_send_the_job_did_not_record_is_found_and_not_repeated() {
+    const COUNT: usize = 12;
+    let Setup { broker, server } = start(&[(0, COUNT)]);
+    let bootstrap = broker.bootstrap();
+    let admin = server.token("admin");
+    let created = server.call(
+        "POST",
+        "/api/v2/repush/datasets/transaction_log",
+        Some(&admin),
+        Some(json!({"rate": 2})),
+    );
+    assert_eq!(created.status, 202, "{}", created.text);
+    let job = created.json["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(1800));
+    server.kill();
+    let sent: HashSet<String> = sent_by(&read_topic(&bootstrap, TRANSACTION_LOG), &job)
+        .iter()
+        .map(|r| header(r, REPUSH_SOURCE_HEADER).unwrap())
+        .collect();
+    assert!(!sent.is_empty() && sent.len() < COUNT, "{sent:?}");
+    // The next record in the lake's order (partition, then offset).
+    let next = (0..PARTITIONS)
+        .flat_map(|p| (0..(COUNT as i64 / i64::from(PARTITIONS))).map(move |o| (p, o)))
+        .map(|(p, o)| SourcePosition::new(TRANSACTION_LOG, p, o).to_string())
+        .find(|position| !sent.contains(position))
+        .unwrap();
+    let producer: rdkafka::producer::BaseProducer = lakehouse::kafka::client_config(&bootstrap)
+        .create()
+        .unwrap();
+    let headers = rdkafka::message::OwnedHeaders::new()
+        .insert(rdkafka::message::Header {
+            key: REPUSH_HEADER,
+            value: Some(job.as_str()),
+        })
+        .insert(rdkafka::message::Header {
+            key: REPUSH_SOURCE_HEADER,
+            value: Some(next.as_str()),
+        });
+    let origin = SourcePosition::parse(&next).unwrap();
+    producer
+        .send(
+            rdkafka::producer::BaseRecord::<(), _>::to(TRANSACTION_LOG)
+                .partition(origin.partition)
+                .payload(br#"{"transaction_id":"as the job sent it"}"#)
+                .headers(headers),
+        )
+        .unwrap();
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(10)).unwrap();
+
+    server.restart(&[("LAKEHOUSE_KAFKA_BOOTSTRAP", bootstrap.as_str())]);
+    let report = wait_done(
+        &server,
+        &server.token("admin"),
+        &job,
+        Duration::from_secs(60),
+    );
+    assert_eq!(report["job"]["sent"], COUNT, "{report}");
+    let records = sent_by(&read_topic(&bootstrap, TRANSACTION_LOG), &job);
+    let mut per_origin: HashMap<String, usize> = HashMap::new();
+    for record in &records {
+        *per_origin
+            .entry(header(record, REPUSH_SOURCE_HEADER).unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(per_origin.get(&next), Some(&1), "{next} sent again");
+    assert_eq!(per_origin.len(), COUNT);
+    assert!(per_origin.values().all(|n| *n == 1), "{per_origin:?}");
+    let listed = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["original"] == next.as_str())
+        .expect("the found record is the job's");
+    assert_eq!(listed["transaction_id"], "as the job sent it");
+}
