@@ -221,6 +221,29 @@ fn a_dataset_history_is_sent_once_each_at_its_rate() {
         let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
         assert!(today_ids.contains(value["transaction_id"].as_str().unwrap()));
     }
+
+    // The audit trail has the job's start, the refusal and the reports read.
+    let rows = server.wait_access_log(path, |rows| rows.len() >= 2);
+    let statuses: Vec<i32> = rows
+        .iter()
+        .filter(|r| r.0.as_deref() == Some("writer"))
+        .map(|r| r.2)
+        .collect();
+    assert!(
+        statuses.contains(&202) && statuses.contains(&409),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.4.as_deref().is_some_and(|b| b.contains("\"rate\""))),
+        "{rows:?}"
+    );
+    let report_path = format!("/api/v2/repush/{job}");
+    let reads = server.wait_access_log(&report_path, |rows| !rows.is_empty());
+    assert!(
+        reads.iter().all(|r| r.1 == "GET" && r.2 == 200),
+        "{reads:?}"
+    );
 }
 
 #[test]
