@@ -1302,6 +1302,14 @@ fn purges_remove_only_expired_partitions_and_only_when_not_a_dry_run() {
         &purge(Some(&admin), json!({"dry_run": true, "days": 3})),
         "days",
     );
+    // A retention for a topic the lake does not hold (a typo) is refused.
+    assert_bad(
+        &purge(
+            Some(&admin),
+            json!({"dry_run": true, "retention": {"NO_SUCH_TOPIC": 3}}),
+        ),
+        "retention.NO_SUCH_TOPIC",
+    );
 
     // A dry run names the expired partitions of every stream and removes nothing.
     let dry = purge(Some(&admin), json!({"dry_run": true, "retention_days": 30}));

@@ -127,10 +127,11 @@ enum StreamSqlCommand {
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(error) = run(cli) {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
+    // The console and `up` keep running; every other command prints and ends.
+    if !matches!(cli.command, None | Some(Command::Up { .. })) {
+        lakehouse_workers::cli::exit_quietly_on_closed_pipe();
     }
+    lakehouse_workers::cli::exit_on_error(run(cli));
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -195,10 +196,21 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Purge(args)) => {
+            let policy = args.policy()?;
+            let unknown = policy.unknown_topics(&settings.data_lake_dir);
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "--retention names topics the lake does not hold: {} (the lake holds: {})",
+                    unknown.join(", "),
+                    lakehouse::lake::topic_names(&settings.data_lake_dir)
+                        .unwrap_or_default()
+                        .join(", ")
+                );
+            }
             let report = lakehouse_workers::purge::run_and_record(
                 &settings.data_lake_dir,
                 &settings.log_dir,
-                &args.policy()?,
+                &policy,
                 args.dry_run,
             )?;
             print!("{}", lakehouse_workers::purge::render(&report));

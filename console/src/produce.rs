@@ -16,7 +16,7 @@ pub struct ProduceArgs {
     #[arg(long, env = "LAKEHOUSE_PRODUCE_COUNT")]
     pub count: Option<u64>,
     /// Records per second, steady (over all threads); as fast as possible when unset.
-    #[arg(long, env = "LAKEHOUSE_PRODUCE_RATE")]
+    #[arg(long, env = "LAKEHOUSE_PRODUCE_RATE", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Stop after this long (e.g. 30s, 5m).
     #[arg(long, env = "LAKEHOUSE_PRODUCE_DURATION", value_parser = humantime::parse_duration)]
@@ -82,19 +82,19 @@ pub fn run(args: &ProduceArgs, settings: &Settings) -> Result<()> {
             let bar = ProgressBar::new(count);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} delivered  {per_sec}  eta {eta}  {msg}",
+                    "{bar:40} {pos}/{len} delivered  {rate}  eta {eta}  {msg}",
                 )
-                .expect("valid template"),
+                .expect("valid template")
+                .with_key("rate", whole_rate),
             );
             bar
         }
         None => {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {pos} delivered  {per_sec}  {elapsed}  {msg}",
-                )
-                .expect("valid template"),
+                ProgressStyle::with_template("{spinner} {pos} delivered  {rate}  {elapsed}  {msg}")
+                    .expect("valid template")
+                    .with_key("rate", whole_rate),
             );
             bar
         }
@@ -126,6 +126,12 @@ pub fn run(args: &ProduceArgs, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// The delivery rate in whole records per second (indicatif's own
+/// `{per_sec}` shows four decimals).
+fn whole_rate(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let _ = write!(out, "{:.0} records/s", state.per_sec());
+}
+
 fn update(bar: &ProgressBar, stats: &lakehouse_producer::ProduceStats) {
     let delivered = stats.delivered.load(Ordering::Relaxed);
     let failed = stats.failed.load(Ordering::Relaxed);
@@ -140,9 +146,10 @@ fn print_summary(s: &ProduceSummary, json: bool) {
         println!("{}", serde_json::to_string(s).expect("summary serialises"));
         return;
     }
+    // The words are the --json summary's names.
     println!(
-        "sent {} records in {:.1}s ({:.0} records/s): {} delivered, {} failed, {} unacknowledged, {} malformed on purpose (seed {})",
-        s.enqueued, s.elapsed_secs, s.delivered_per_sec, s.delivered, s.failed, s.undelivered, s.malformed, s.seed
+        "enqueued {} in {:.1}s: delivered {} ({:.0} delivered_per_sec), failed {}, undelivered {}, malformed {} (on purpose), seed {}",
+        s.enqueued, s.elapsed_secs, s.delivered, s.delivered_per_sec, s.failed, s.undelivered, s.malformed, s.seed
     );
     for error in &s.errors {
         println!("  delivery error: {error}");

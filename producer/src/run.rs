@@ -18,6 +18,9 @@ use crate::generator::TransactionGenerator;
 use crate::malformed::{damage, MalformedKind};
 
 /// Which field, if any, becomes the record key.
+/// How long a run waits for the broker to answer before saying there is none.
+const BROKER_WAIT: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KeyMode {
     #[default]
@@ -73,6 +76,10 @@ pub enum ProduceError {
         "topic {topic} does not exist on {brokers}; start the stack (lakectl up) or create it"
     )]
     MissingTopic { topic: String, brokers: String },
+    #[error(
+        "no Kafka broker answers at {brokers}; start the stack with `lakectl up`, or point --brokers (LAKEHOUSE_PRODUCE_BROKERS) at a running broker"
+    )]
+    NoBroker { brokers: String },
     #[error(transparent)]
     Kafka(#[from] lakehouse::kafka::KafkaError),
     #[error("cannot create the Kafka producer: {0}")]
@@ -157,6 +164,11 @@ impl ProduceRun {
     /// Checks the options and the topic, then starts the generator threads.
     pub fn start(options: ProduceOptions) -> Result<Self, ProduceError> {
         validate(&options)?;
+        if kafka::wait_until_ready(&options.brokers, BROKER_WAIT).is_err() {
+            return Err(ProduceError::NoBroker {
+                brokers: options.brokers.clone(),
+            });
+        }
         if kafka::partition_count(&options.brokers, &options.topic)?.is_none() {
             return Err(ProduceError::MissingTopic {
                 topic: options.topic.clone(),
@@ -322,6 +334,11 @@ impl Worker {
                 // Record n is due at n / rate seconds: steady, never a catch-up burst
                 // larger than what fell behind.
                 let due = self.started + Duration::from_secs_f64(sent as f64 / rate);
+                // A record due at the end of the run is not part of it:
+                // `--duration 2s --rate 50` sends 100.
+                if o.duration.is_some_and(|d| due >= self.started + d) {
+                    break;
+                }
                 let now = Instant::now();
                 if due > now {
                     std::thread::sleep(due - now);

@@ -112,6 +112,15 @@ fn aggregation_rules() {
         "CREATE TABLE t AS SELECT city, id, COUNT(*) FROM src GROUP BY city;",
         "column ID must be in GROUP BY or inside an aggregate",
     );
+    // A misspelt aggregate is named as such, in tables as in streams.
+    assert_rejected(
+        "CREATE TABLE t AS SELECT city, SUMM(amount) AS total FROM src GROUP BY city;",
+        "unknown function SUMM",
+    );
+    assert_rejected(
+        "CREATE STREAM s AS SELECT SUMM(amount) AS total FROM src;",
+        "unknown function SUMM",
+    );
     assert_rejected(
         "CREATE TABLE t AS SELECT COUNT(*) AS n FROM src GROUP BY city;",
         "every GROUP BY expression must also appear in the SELECT list",

@@ -59,7 +59,58 @@ pub fn supervise(job: crate::supervisor::Job) -> anyhow::Result<()> {
 /// Prints the error chain and exits 1, or returns.
 pub fn exit_on_error(result: anyhow::Result<()>) {
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
+    }
+}
+
+/// An error and its causes, each said once: a cause whose text is already
+/// in what precedes it (a message that quotes its source, librdkafka's
+/// errors that repeat their code as their cause) is not repeated.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+/// A one-shot command whose output goes into a pipe closed early (`|
+/// head`) ends there quietly, as other command-line tools do, instead of
+/// panicking in `println!`: SIGPIPE gets its default action back (Rust
+/// ignores it). Not for servers, which should outlive a closed log pipe.
+pub fn exit_quietly_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores the default disposition before any other thread
+    // exists; no handler code runs.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "No such file or directory (os error 2)",
+        );
+        let quoted = anyhow::Error::new(io)
+            .context("cannot read x.toml: No such file or directory (os error 2)");
+        assert_eq!(
+            error_chain(&quoted),
+            "cannot read x.toml: No such file or directory (os error 2)"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let plain = anyhow::Error::new(io).context("cannot read x.toml");
+        assert_eq!(error_chain(&plain), "cannot read x.toml: gone");
     }
 }

@@ -57,6 +57,16 @@ impl RetentionPolicy {
     }
 
     /// Parses `TOPIC=DAYS,TOPIC=DAYS`.
+    /// Topics with their own retention that the lake has no folder for (a
+    /// typo, most likely: such a retention never applies to anything).
+    pub fn unknown_topics(&self, lake_root: &Path) -> Vec<String> {
+        self.per_topic
+            .keys()
+            .filter(|topic| !lakehouse::lake::topic_dir(lake_root, topic).is_dir())
+            .cloned()
+            .collect()
+    }
+
     pub fn with_overrides(mut self, overrides: &str) -> Result<Self, PurgeError> {
         for item in overrides
             .split(',')

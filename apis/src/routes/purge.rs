@@ -90,6 +90,15 @@ pub async fn run(
 ) -> ApiResult<Json<PurgeReport>> {
     caller.grants.require_admin()?;
     let policy = request.policy()?;
+    // A retention for a topic the lake does not hold would apply to nothing.
+    for topic in request.retention.iter().flat_map(|r| r.keys()) {
+        if !lakehouse::lake::topic_dir(&state.settings.data_lake_dir, topic).is_dir() {
+            return Err(ApiError::bad_parameter(
+                &format!("retention.{topic}"),
+                format!("the lake holds no topic {topic:?}"),
+            ));
+        }
+    }
     let _one_at_a_time = state.purge_lock.try_lock().map_err(|_| {
         ApiError::conflict("a purge from the API is under way; try again when it ends")
     })?;

@@ -24,7 +24,11 @@ struct Cli {
 }
 
 fn main() {
-    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
+    let cli = Cli::parse();
+    if cli.once {
+        lakehouse_workers::cli::exit_quietly_on_closed_pipe();
+    }
+    lakehouse_workers::cli::exit_on_error(run(cli));
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -41,7 +41,11 @@ enum Command {
 }
 
 fn main() {
-    lakehouse_workers::cli::exit_on_error(run(Cli::parse()));
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Check { .. }) {
+        lakehouse_workers::cli::exit_quietly_on_closed_pipe();
+    }
+    lakehouse_workers::cli::exit_on_error(run(cli));
 }
 
 fn run(cli: Cli) -> Result<()> {
