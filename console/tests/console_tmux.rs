@@ -96,3 +96,29 @@ fn the_console_in_a_terminal_shows_views_runs_the_producer_and_a_dry_run() {
     );
     let _ = up.wait();
 }
+
+/// `lakectl up` with its console: Ctrl-C in the console stops the whole
+/// stack, as the README says, and the terminal gets its shell back.
+#[test]
+fn ctrl_c_in_the_console_of_up_stops_the_whole_stack() {
+    let project = Project::new("up_ctrl_c");
+    let terminal = Terminal::open_with(&project, &["up"], 100, 32);
+    terminal.wait_for("the console of up", |s| {
+        s.contains("live, read") && s.contains("lake-sink") && s.contains("● running")
+    });
+    let status = project.wait_for(|s| s["stack"]["running"] == true && support::all_running(s));
+    let broker = status["components"]["broker"]["pid"].as_u64().unwrap() as i32;
+    terminal.keys(&["C-c"]);
+    let started = Instant::now();
+    while terminal.is_open() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Ctrl-C did not end lakectl up:\n{}",
+            terminal.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(project.status()["stack"]["running"], false);
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(broker), None).is_ok();
+    assert!(!alive, "the broker was stopped");
+}

@@ -21,6 +21,11 @@ impl Terminal {
     /// Opens `lakectl` (the console on the project's running stack) in a
     /// `width` x `height` terminal.
     pub fn open(project: &Project, width: u16, height: u16) -> Self {
+        Self::open_with(project, &[], width, height)
+    }
+
+    /// Opens `lakectl ARGS` (`up`: the stack and its console).
+    pub fn open_with(project: &Project, args: &[&str], width: u16, height: u16) -> Self {
         let terminal = Self {
             socket: project.dir.path().join("tmux.sock"),
             session: "console",
@@ -42,6 +47,7 @@ impl Terminal {
         }
         tmux.arg("-e").arg("TERM=xterm-256color");
         tmux.arg(command.get_program());
+        tmux.args(args);
         let status = tmux.status().expect("tmux runs");
         assert!(status.success(), "tmux new-session");
         terminal
