@@ -100,39 +100,127 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), 
     Ok(())
 }
 
+/// One connection to the broker for many readings (a status poll asks
+/// for every topic's watermarks and every group's offsets): a client costs
+/// a connection and a metadata round trip, so a reading that made its own
+/// for each topic took seconds.
+pub struct BrokerProbe {
+    bootstrap: String,
+    consumer: BaseConsumer,
+    /// Partition count of every topic the broker knows.
+    partitions: std::collections::BTreeMap<String, i32>,
+}
+
+/// How long one metadata or watermark request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl BrokerProbe {
+    /// Connects and reads the topics' metadata (which also proves the broker answers).
+    pub fn connect(bootstrap: &str) -> Result<Self, KafkaError> {
+        Self::connect_within(bootstrap, REQUEST_TIMEOUT)
+    }
+
+    /// The same, giving up after `timeout` (a status poll of a broker that is down).
+    pub fn connect_within(bootstrap: &str, timeout: Duration) -> Result<Self, KafkaError> {
+        let consumer: BaseConsumer = client_config(bootstrap)
+            .set("socket.connection.setup.timeout.ms", "1000")
+            .create()?;
+        let metadata = consumer.fetch_metadata(None, timeout)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect();
+        Ok(Self {
+            bootstrap: bootstrap.to_string(),
+            consumer,
+            partitions,
+        })
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        self.partitions.keys().cloned().collect()
+    }
+
+    /// `None` when the topic does not exist.
+    pub fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.partitions.get(topic).copied()
+    }
+
+    /// Low and high watermark of every partition of a topic (none for a missing topic).
+    pub fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+        (0..self.partition_count(topic).unwrap_or(0))
+            .map(|p| {
+                let (low, high) = self.consumer.fetch_watermarks(topic, p, REQUEST_TIMEOUT)?;
+                Ok((p, low, high))
+            })
+            .collect()
+    }
+
+    /// Each partition of each topic with the committed offset of `group`,
+    /// read in one request.
+    pub fn group_offsets(
+        &self,
+        group: &str,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<(String, Vec<PartitionOffsets>)>, KafkaError> {
+        let marks: Vec<(String, Vec<(i32, i64, i64)>)> = topics
+            .iter()
+            .map(|t| Ok((t.clone(), self.watermarks(t)?)))
+            .collect::<Result<_, KafkaError>>()?;
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for (topic, marks) in &marks {
+            for (p, _, _) in marks {
+                partitions.add_partition(topic, *p);
+            }
+        }
+        let committed = if partitions.count() == 0 {
+            partitions
+        } else {
+            let reader: BaseConsumer = client_config(&self.bootstrap)
+                .set("group.id", group)
+                .create()?;
+            reader.committed_offsets(partitions, timeout)?
+        };
+        Ok(marks
+            .into_iter()
+            .map(|(topic, marks)| {
+                let offsets = marks
+                    .iter()
+                    .map(|&(partition, low, end)| PartitionOffsets {
+                        partition,
+                        low,
+                        end,
+                        committed: match committed
+                            .find_partition(&topic, partition)
+                            .map(|e| e.offset())
+                        {
+                            Some(rdkafka::Offset::Offset(o)) => Some(o),
+                            _ => None,
+                        },
+                    })
+                    .collect();
+                (topic, offsets)
+            })
+            .collect())
+    }
+}
+
 /// Names of the topics the broker knows.
 pub fn existing_topics(bootstrap: &str) -> Result<Vec<String>, KafkaError> {
-    let consumer: BaseConsumer = client_config(bootstrap).create()?;
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .map(|t| t.name().to_string())
-        .collect())
+    Ok(BrokerProbe::connect(bootstrap)?.topics())
 }
 
 /// Number of partitions of a topic, or `None` when it does not exist.
 pub fn partition_count(bootstrap: &str, topic: &str) -> Result<Option<i32>, KafkaError> {
-    let consumer: BaseConsumer = client_config(bootstrap).create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len() as i32)
-        .filter(|n| *n > 0))
+    Ok(BrokerProbe::connect(bootstrap)?.partition_count(topic))
 }
 
 /// Low and high watermark of every partition of a topic.
 pub fn watermarks(bootstrap: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let consumer: BaseConsumer = client_config(bootstrap).create()?;
-    let partitions = partition_count(bootstrap, topic)?.unwrap_or(0);
-    (0..partitions)
-        .map(|p| {
-            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-            Ok((p, low, high))
-        })
-        .collect()
+    BrokerProbe::connect(bootstrap)?.watermarks(topic)
 }
 
 /// Total number of records currently in a topic (sum of high − low watermarks).
@@ -173,28 +261,8 @@ pub fn group_offsets(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<PartitionOffsets>, KafkaError> {
-    let marks = watermarks(bootstrap, topic)?;
-    let consumer: BaseConsumer = client_config(bootstrap).set("group.id", group).create()?;
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    for (p, _, _) in &marks {
-        partitions.add_partition(topic, *p);
-    }
-    let committed = consumer.committed_offsets(partitions, timeout)?;
-    Ok(marks
-        .iter()
-        .map(|&(partition, low, end)| PartitionOffsets {
-            partition,
-            low,
-            end,
-            committed: match committed
-                .find_partition(topic, partition)
-                .map(|e| e.offset())
-            {
-                Some(rdkafka::Offset::Offset(o)) => Some(o),
-                _ => None,
-            },
-        })
-        .collect())
+    let mut found = BrokerProbe::connect(bootstrap)?.group_offsets(group, &[topic.to_string()], timeout)?;
+    Ok(found.pop().map(|(_, offsets)| offsets).unwrap_or_default())
 }
 
 /// Records of `topic` that consumer group `group` has not committed yet:

@@ -203,81 +203,97 @@ async fn read_stack(settings: &Settings) -> StackReading {
 async fn read_broker(settings: &Settings, hints: &BrokerHints) -> BrokerReading {
     let stack = StackFile::read_live(&settings.state_dir);
     let bootstrap = settings.kafka_bootstrap();
-    let probe = {
+    let mut lake_topics = hints.lake_topics.clone();
+    if !lake_topics.contains(&settings.topics.transaction_log) {
+        lake_topics.push(settings.topics.transaction_log.clone());
+    }
+    let workers = [
+        (
+            "stream_sql",
+            STREAM_SQL_GROUP,
+            vec![settings.topics.transaction_log.clone()],
+        ),
+        ("lake_sink", LAKE_SINK_GROUP, lake_topics),
+        ("table_sink", TABLE_SINK_GROUP, hints.table_topics.clone()),
+    ];
+    let specs = required_topics(settings);
+    // Every reading on one connection: a client per topic took seconds.
+    let read = {
         let bootstrap = bootstrap.clone();
-        tokio::task::spawn_blocking(move || kafka::wait_until_ready(&bootstrap, PROBE_TIMEOUT))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            let probe = kafka::BrokerProbe::connect_within(&bootstrap, PROBE_TIMEOUT)
+                .map_err(|e| e.to_string())?;
+            let mut groups = Vec::new();
+            let mut lags = BTreeMap::new();
+            for (worker, group, topics) in workers {
+                if topics.is_empty() {
+                    continue;
+                }
+                let lag = match probe.group_offsets(group, &topics, PROBE_TIMEOUT) {
+                    Ok(found) => {
+                        let mut total = 0;
+                        for (topic, partitions) in found {
+                            total += partitions.iter().map(|p| p.lag()).sum::<i64>();
+                            groups.push(GroupOffsets {
+                                group: group.to_string(),
+                                topic,
+                                partitions,
+                            });
+                        }
+                        Some(total)
+                    }
+                    Err(_) => None,
+                };
+                lags.insert(worker.to_string(), lag);
+            }
+            let topics = specs
+                .into_iter()
+                .map(|spec| {
+                    let partitions = probe.partition_count(&spec.name);
+                    let records = probe
+                        .watermarks(&spec.name)
+                        .ok()
+                        .map(|marks| marks.iter().map(|(_, low, high)| high - low).sum());
+                    TopicStatus {
+                        name: spec.name,
+                        partitions,
+                        records: records.filter(|_| partitions.is_some()),
+                    }
+                })
+                .collect::<Vec<_>>();
+            Ok::<_, String>((groups, lags, topics))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
     };
-    let broker_up = probe.is_ok();
+    let (probe, (groups, lags, topics)) = match read {
+        Ok(found) => (Ok(()), found),
+        Err(e) => {
+            let topics = required_topics(settings)
+                .into_iter()
+                .map(|spec| TopicStatus {
+                    name: spec.name,
+                    partitions: None,
+                    records: None,
+                })
+                .collect();
+            (Err(e), (Vec::new(), BTreeMap::new(), topics))
+        }
+    };
     let broker = component(
         settings.runs_local_broker(),
         stack.is_some(),
         stack.as_ref().and_then(|s| s.broker.as_ref()),
-        bootstrap.clone(),
+        bootstrap,
         probe,
     );
-    let mut groups = Vec::new();
-    let mut lags = BTreeMap::new();
-    if broker_up {
-        let mut lake_topics = hints.lake_topics.clone();
-        if !lake_topics.contains(&settings.topics.transaction_log) {
-            lake_topics.push(settings.topics.transaction_log.clone());
-        }
-        let workers = [
-            (
-                "stream_sql",
-                STREAM_SQL_GROUP,
-                vec![settings.topics.transaction_log.clone()],
-            ),
-            ("lake_sink", LAKE_SINK_GROUP, lake_topics),
-            ("table_sink", TABLE_SINK_GROUP, hints.table_topics.clone()),
-        ];
-        for (worker, group, topics) in workers {
-            if topics.is_empty() {
-                continue;
-            }
-            let lag = group_lag(&bootstrap, group, topics, &mut groups).await;
-            lags.insert(worker.to_string(), lag);
-        }
-    }
-    let topics = topic_statuses(settings, &bootstrap, broker_up).await;
     BrokerReading {
         broker,
         topics,
         groups,
         lags,
     }
-}
-
-async fn topic_statuses(settings: &Settings, bootstrap: &str, broker_up: bool) -> Vec<TopicStatus> {
-    let specs = required_topics(settings);
-    let bootstrap = bootstrap.to_string();
-    tokio::task::spawn_blocking(move || {
-        specs
-            .into_iter()
-            .map(|spec| {
-                let (partitions, records) = if broker_up {
-                    (
-                        kafka::partition_count(&bootstrap, &spec.name)
-                            .ok()
-                            .flatten(),
-                        kafka::record_count(&bootstrap, &spec.name).ok(),
-                    )
-                } else {
-                    (None, None)
-                };
-                TopicStatus {
-                    name: spec.name,
-                    partitions,
-                    records: records.filter(|_| partitions.is_some()),
-                }
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_default()
 }
 
 async fn read_postgres(settings: &Settings) -> Result<PostgresReading, String> {
@@ -360,44 +376,6 @@ async fn warehouse_summary(conn: &mut PgConnection) -> Result<Vec<WarehouseTable
         });
     }
     Ok(out)
-}
-
-/// Records of `topics` the consumer group has not committed yet; each
-/// topic's partitions are added to `groups`.
-async fn group_lag(
-    bootstrap: &str,
-    group: &'static str,
-    topics: Vec<String>,
-    groups: &mut Vec<GroupOffsets>,
-) -> Option<i64> {
-    let bootstrap = bootstrap.to_string();
-    let found = tokio::task::spawn_blocking(move || {
-        topics
-            .into_iter()
-            .map(|topic| {
-                let partitions =
-                    kafka::group_offsets(&bootstrap, group, &topic, PROBE_TIMEOUT).ok();
-                (topic, partitions)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .ok()?;
-    let mut total = Some(0);
-    for (topic, partitions) in found {
-        match partitions {
-            Some(partitions) => {
-                total = total.map(|t| t + partitions.iter().map(|p| p.lag()).sum::<i64>());
-                groups.push(GroupOffsets {
-                    group: group.to_string(),
-                    topic,
-                    partitions,
-                });
-            }
-            None => total = None,
-        }
-    }
-    total
 }
 
 /// The API server (a thread of `lakectl up`): running when its port answers.
