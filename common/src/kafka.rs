@@ -261,7 +261,8 @@ pub fn group_offsets(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<PartitionOffsets>, KafkaError> {
-    let mut found = BrokerProbe::connect(bootstrap)?.group_offsets(group, &[topic.to_string()], timeout)?;
+    let mut found =
+        BrokerProbe::connect(bootstrap)?.group_offsets(group, &[topic.to_string()], timeout)?;
     Ok(found.pop().map(|(_, offsets)| offsets).unwrap_or_default())
 }
 

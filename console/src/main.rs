@@ -55,6 +55,10 @@ enum Command {
             default_value = "producer/ksql_queries.sql"
         )]
         sql: PathBuf,
+        /// The stream SQL engine's settings (--reset-state recomputes every
+        /// table from the start of its input, after a change of the file's tables).
+        #[command(flatten)]
+        stream_sql: lakehouse_workers::stream_sql::StreamSqlArgs,
     },
     /// Validate a stream SQL file and print its plan (streams, tables, columns, keys, topics).
     #[command(name = "stream-sql")]
@@ -161,7 +165,11 @@ fn run(cli: Cli) -> Result<()> {
             "q: quit (the stack keeps running)",
             || Ok(()),
         ),
-        Some(Command::Up { headless, sql }) => up(&settings, headless, &sql, refresh),
+        Some(Command::Up {
+            headless,
+            sql,
+            stream_sql,
+        }) => up(&settings, headless, &sql, &stream_sql, refresh),
         Some(Command::StreamSql {
             command: StreamSqlCommand::Check { file, json },
         }) => {
@@ -227,13 +235,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn up(settings: &Settings, headless: bool, sql: &Path, refresh: Duration) -> Result<()> {
+fn up(
+    settings: &Settings,
+    headless: bool,
+    sql: &Path,
+    stream_sql: &lakehouse_workers::stream_sql::StreamSqlArgs,
+    refresh: Duration,
+) -> Result<()> {
     println!(
         "Starting the lakehouse stack (state in {})",
         settings.state_dir.display()
     );
     let runtime = runtime()?;
-    let mut stack = Stack::start(settings, &runtime, sql)?;
+    let mut stack = Stack::start(settings, &runtime, sql, stream_sql)?;
     tracing::info!("stack started");
     let outcome = if headless {
         println!("Stack is up. Ctrl-C or `lakectl down` stops it; `lakectl status` shows it.");

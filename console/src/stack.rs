@@ -67,10 +67,23 @@ struct Prerequisites {
 impl Stack {
     /// Starts every local component, prepares topics, database and schema,
     /// then runs the statement file `sql`.
-    pub fn start(settings: &Settings, runtime: &Runtime, sql: &Path) -> Result<Stack> {
+    pub fn start(
+        settings: &Settings,
+        runtime: &Runtime,
+        sql: &Path,
+        stream_sql: &StreamSqlArgs,
+    ) -> Result<Stack> {
         let lock = StackLock::acquire(&settings.state_dir)?;
-        // A bad statement file is reported before anything starts.
+        // A bad statement file is reported before anything starts, and so
+        // is one whose tables no longer match the engine's saved state.
         let plan = Arc::new(lakehouse_streamsql::load_file(sql)?);
+        let engine = stream_sql.config(&settings.kafka_bootstrap(), &settings.state_dir);
+        lakehouse_streamsql::runtime::check_resumable(&engine, &plan).with_context(|| {
+            format!(
+                "{}: nothing was started (`lakectl up --reset-state` recomputes the tables)",
+                sql.display()
+            )
+        })?;
         let prerequisites = check_prerequisites(settings)?;
         let backoff = Backoff::default();
         let mut stack = Stack {
@@ -121,15 +134,20 @@ impl Stack {
         }
 
         runtime.block_on(stack.prepare_storage())?;
-        stack.start_workers(plan, sql)?;
+        stack.start_workers(plan, sql, stream_sql)?;
         stack.stack_file().write(&settings.state_dir)?;
         Ok(stack)
     }
 
     /// Every worker, built from its settings as its binary builds it.
-    fn start_workers(&mut self, plan: Arc<Plan>, sql: &Path) -> Result<()> {
+    fn start_workers(
+        &mut self,
+        plan: Arc<Plan>,
+        sql: &Path,
+        stream_sql_args: &StreamSqlArgs,
+    ) -> Result<()> {
         let settings = &self.settings;
-        let stream_sql = jobs::stream_sql(settings, Arc::clone(&plan), &StreamSqlArgs::from_env());
+        let stream_sql = jobs::stream_sql(settings, Arc::clone(&plan), stream_sql_args);
         step(
             "stream-sql",
             &format!("{} ({})", sql.display(), stream_sql.summary),

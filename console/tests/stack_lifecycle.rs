@@ -615,3 +615,82 @@ fn the_stack_rides_out_a_broker_and_a_postgres_crash() {
     assert!(project.run(&["down"]).status.success());
     assert!(up.wait().unwrap().success());
 }
+
+/// A statement file whose tables changed cannot resume the engine's saved
+/// state: `up` says so before starting anything, and `up --reset-state`
+/// recomputes the tables from the start of the input.
+#[test]
+fn a_changed_table_is_refused_before_anything_starts_and_reset_state_recomputes() {
+    let project = Project::new("changed_sql");
+    let mut up = project.up();
+    let out = project.run(&["produce", "--count", "120", "--seed", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    project.wait_for(|s| warehouse_rows(s, "latest_status_par_transaction") == Some(120));
+    assert!(project.run(&["down"]).status.success());
+    up.wait().unwrap();
+
+    let product = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../producer/ksql_queries.sql"
+    ))
+    .unwrap();
+    let changed = product.replace(
+        "SELECT transaction_type, SUM(amount) AS total_amount, COUNT(*) AS transaction_count",
+        "SELECT transaction_type, SUM(amount) AS total_amount, COUNT(*) AS transaction_count, MAX(amount) AS largest",
+    );
+    assert_ne!(changed, product);
+    let mine = project.dir.path().join("mine.sql");
+    std::fs::write(&mine, changed).unwrap();
+    let mine = mine.to_str().unwrap();
+
+    let refused = project.run(&["up", "--headless", "--sql", mine]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        stderr.contains("statement file changed")
+            && stderr.contains("--reset-state")
+            && stderr.contains("nothing was started"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains('✓'), "nothing started: {stdout}");
+    assert_eq!(project.status()["stack"]["running"], false);
+
+    let mut up = project
+        .lakectl()
+        .args(["up", "--headless", "--sql", mine, "--reset-state"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    project.wait_for(|s| s["stack"]["running"] == true && support::all_running(s));
+    // The changed table is recomputed from the whole input: its new column is filled.
+    let largest = warehouse_number_eventually(
+        &project,
+        "SELECT count(*)::float8 FROM total_par_transaction_type WHERE largest IS NOT NULL",
+        |n| n >= 4.0,
+    );
+    assert!(largest >= 4.0);
+    let status = project.status();
+    assert_eq!(
+        warehouse_rows(&status, "latest_status_par_transaction"),
+        Some(120)
+    );
+    assert!(project.run(&["down"]).status.success());
+    up.wait().unwrap();
+}
+
+fn warehouse_number_eventually(project: &Project, sql: &str, done: impl Fn(f64) -> bool) -> f64 {
+    let started = std::time::Instant::now();
+    loop {
+        let n = warehouse_number(project, sql);
+        if done(n) || started.elapsed() > std::time::Duration::from_secs(60) {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

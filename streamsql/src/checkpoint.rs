@@ -34,6 +34,34 @@ pub struct CheckpointStore {
 }
 
 impl CheckpointStore {
+    /// Whether a store (if there is one) holds the state of `fingerprint`'s
+    /// tables: what a restart would refuse, said before anything starts.
+    /// Reads only; creates nothing.
+    pub fn check(path: &Path, fingerprint: &str) -> Result<(), CheckpointError> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'fingerprint'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .or_else(|e| match e {
+                // A store created but never written holds nothing to keep.
+                rusqlite::Error::SqliteFailure(..) => Ok(None),
+                e => Err(e),
+            })?;
+        match stored {
+            Some(f) if f != fingerprint => Err(CheckpointError::PlanChanged {
+                path: path.display().to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Opens (or creates) the store; `fingerprint` identifies the statement
     /// file whose state it holds.
     pub fn open(path: &Path, fingerprint: &str, reset: bool) -> Result<Self, CheckpointError> {

@@ -123,6 +123,22 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+/// Where the engine keeps its checkpoints.
+pub fn checkpoint_path(config: &RuntimeConfig) -> PathBuf {
+    config
+        .state_dir
+        .join(format!("{}.checkpoint.sqlite", config.app_id))
+}
+
+/// Refuses, before anything starts, a statement file whose tables differ
+/// from the checkpointed state (unless the state is to be reset).
+pub fn check_resumable(config: &RuntimeConfig, plan: &Plan) -> Result<(), CheckpointError> {
+    if config.reset_state {
+        return Ok(());
+    }
+    CheckpointStore::check(&checkpoint_path(config), &state_fingerprint(plan))
+}
+
 /// Identifies the table definitions whose state a checkpoint holds.
 pub fn state_fingerprint(plan: &Plan) -> String {
     let mut hasher = Md5::new();
@@ -197,9 +213,7 @@ pub fn run(
         .map(|t| (t.name.clone(), t.partitions))
         .collect();
 
-    let store_path = config
-        .state_dir
-        .join(format!("{}.checkpoint.sqlite", config.app_id));
+    let store_path = checkpoint_path(config);
     let mut store =
         CheckpointStore::open(&store_path, &state_fingerprint(&plan), config.reset_state)?;
     let restored = store.load()?;

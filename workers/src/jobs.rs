@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lakehouse::postgres::redact_url;
 use lakehouse::Settings;
-use lakehouse_streamsql::runtime::{self, RuntimeStats};
+use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
 use lakehouse_streamsql::Plan;
 
 use crate::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
@@ -60,6 +60,7 @@ pub fn stream_sql(settings: &Settings, plan: Arc<Plan>, args: &StreamSqlArgs) ->
         config.dlq_topic
     );
     let counters = Arc::clone(&stats);
+    let reset_pending = Arc::new(AtomicBool::new(config.reset_state));
     Job {
         name: "stream-sql",
         summary,
@@ -70,12 +71,29 @@ pub fn stream_sql(settings: &Settings, plan: Arc<Plan>, args: &StreamSqlArgs) ->
             dead_letters: counters.dead_letters.load(Ordering::Relaxed),
         })),
         body: Arc::new(move |stop| {
-            runtime::run(Arc::clone(&plan), &config, stop, &stats)
-                .map(drop)
-                .map_err(|e| Failure {
-                    permanent: e.is_permanent(),
-                    message: e.to_string(),
-                })
+            // --reset-state forgets the state once: a restart after a
+            // failure resumes from what the reset run checkpointed, unless
+            // the failure came before the store was reset.
+            let mut config = config.clone();
+            config.reset_state = reset_pending.load(Ordering::Relaxed);
+            let result = runtime::run(Arc::clone(&plan), &config, stop, &stats);
+            if config.reset_state
+                && runtime::checkpoint_path(&config).exists()
+                && runtime::check_resumable(
+                    &RuntimeConfig {
+                        reset_state: false,
+                        ..config.clone()
+                    },
+                    &plan,
+                )
+                .is_ok()
+            {
+                reset_pending.store(false, Ordering::Relaxed);
+            }
+            result.map(drop).map_err(|e| Failure {
+                permanent: e.is_permanent(),
+                message: e.to_string(),
+            })
         }),
     }
 }
