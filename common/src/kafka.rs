@@ -100,6 +100,9 @@ pub async fn ensure_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<(), 
     Ok(())
 }
 
+/// A partition's number and its low and high watermarks.
+pub type Watermarks = (i32, i64, i64);
+
 /// One connection to the broker for many readings (a status poll asks
 /// for every topic's watermarks and every group's offsets): a client costs
 /// a connection and a metadata round trip, so a reading that made its own
@@ -166,7 +169,7 @@ impl BrokerProbe {
         topics: &[String],
         timeout: Duration,
     ) -> Result<Vec<(String, Vec<PartitionOffsets>)>, KafkaError> {
-        let marks: Vec<(String, Vec<(i32, i64, i64)>)> = topics
+        let marks: Vec<(String, Vec<Watermarks>)> = topics
             .iter()
             .map(|t| Ok((t.clone(), self.watermarks(t)?)))
             .collect::<Result<_, KafkaError>>()?;
