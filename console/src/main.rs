@@ -60,6 +60,13 @@ enum Command {
         #[command(flatten)]
         stream_sql: lakehouse_workers::stream_sql::StreamSqlArgs,
     },
+    /// Open psql on the warehouse (the stack's own credentials); arguments go
+    /// to psql, e.g. `lakectl psql -c 'SELECT count(*) FROM users'`.
+    Psql {
+        /// Arguments passed to psql as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Validate a stream SQL file and print its plan (streams, tables, columns, keys, topics).
     #[command(name = "stream-sql")]
     StreamSql {
@@ -178,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Down) => down(&settings),
+        Some(Command::Psql { args }) => psql(&settings, &args),
         Some(Command::Status { json }) => {
             let report = runtime()?.block_on(status::collect(&settings));
             if json {
@@ -303,4 +311,24 @@ fn down(settings: &Settings) -> Result<()> {
     }
     println!("Stack stopped (was pid {}).", stack.supervisor_pid);
     Ok(())
+}
+
+/// Runs psql on the warehouse URL with its password (which `status` masks),
+/// so a user never copies a secret around.
+fn psql(settings: &Settings, args: &[std::ffi::OsString]) -> Result<()> {
+    let url = settings.warehouse_url().context(
+        "no warehouse yet: run `lakectl up` first, or set --postgres-url / LAKEHOUSE_POSTGRES_URL",
+    )?;
+    let program =
+        lakehouse::local::tools::find_postgres_bin_dir(settings.postgres.bin_dir.as_deref())
+            .map(|dir| dir.join("psql"))
+            .ok()
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("psql"));
+    let status = std::process::Command::new(&program)
+        .arg(&url)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    std::process::exit(status.code().unwrap_or(1));
 }

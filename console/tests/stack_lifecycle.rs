@@ -310,6 +310,19 @@ fn up_produce_down_and_state_survives_a_restart() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing expired"));
     let text = project.run(&["status"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("lake      transaction_log: 500 rows"));
+    // The README's way into the warehouse, as written there.
+    let counted = project.run(&[
+        "psql",
+        "-At",
+        "-c",
+        "SELECT count(*) FROM latest_status_par_transaction",
+    ]);
+    assert!(
+        counted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&counted.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "500");
     repush_is_processed_again(&api, &bearer);
     let status = project.wait_for(|s| lake_rows(s, "transaction_log") == Some(1002));
     assert_eq!(lake_rows(&status, "TRANSACTIONS_FLAT"), Some(1002));
