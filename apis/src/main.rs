@@ -11,7 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The lakehouse API server: products (API 1), the data lake and the
 /// warehouse (API 2), with OpenAPI at /openapi.json and docs at /docs.
 #[derive(Debug, Parser)]
-#[command(name = "lakehouse-api", version, about)]
+#[command(name = "lakehouse-api", version)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,

@@ -269,7 +269,7 @@ impl Settings {
 
     /// Log folder of one component.
     pub fn component_log_dir(&self, component: &str) -> PathBuf {
-        self.log_dir.join(component)
+        self.log_dir.join(crate::logging::log_folder(component))
     }
 }
 

@@ -51,13 +51,29 @@ pub fn thread_component() -> Option<&'static str> {
     THREAD_COMPONENT.with(Cell::get)
 }
 
-fn daily_appender(folder: &Path, component: &str) -> std::io::Result<RollingFileAppender> {
-    std::fs::create_dir_all(folder)?;
+/// Daily files kept per component; older ones are removed as days pass.
+pub const KEPT_LOG_FILES: usize = 14;
+
+/// The folder under `log/` of a component: where the original project's
+/// users look (`log/consumer/` for the stream sink, `log/writer/` for the
+/// table sink), else the component's own name.
+pub fn log_folder(component: &str) -> &str {
+    match component {
+        "lake-sink" => "consumer",
+        "table-sink" => "writer",
+        other => other,
+    }
+}
+
+fn daily_appender(log_dir: &Path, component: &str) -> std::io::Result<RollingFileAppender> {
+    let folder = log_dir.join(log_folder(component));
+    std::fs::create_dir_all(&folder)?;
     tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .max_log_files(KEPT_LOG_FILES)
         .filename_prefix(component)
         .filename_suffix("log")
-        .build(folder)
+        .build(&folder)
         .map_err(std::io::Error::other)
 }
 
@@ -79,7 +95,7 @@ impl ComponentWriters {
         if let Some(writer) = self.writers.get(component) {
             return writer.clone();
         }
-        let writer = match daily_appender(&self.log_dir.join(component), component) {
+        let writer = match daily_appender(&self.log_dir, component) {
             Ok(appender) => {
                 let (writer, guard) = tracing_appender::non_blocking(appender);
                 self.guards.push(guard);
@@ -160,8 +176,8 @@ pub fn init(component: &str, log_dir: &Path, stderr_level: Option<LevelFilter>) 
     let component_layer = fmt::layer()
         .with_writer(ThreadComponentFiles(Arc::clone(&components)))
         .with_ansi(false);
-    let folder = log_dir.join(component);
-    match daily_appender(&folder, component) {
+    let folder = log_dir.join(log_folder(component));
+    match daily_appender(log_dir, component) {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let file_layer = fmt::layer().with_writer(writer).with_ansi(false);

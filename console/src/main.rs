@@ -25,7 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The lakehouse console: starts the single-machine stack, shows its state,
 /// runs the producer. Without a command, opens the console on the configured stack.
 #[derive(Debug, Parser)]
-#[command(name = "lakectl", version, about)]
+#[command(name = "lakectl", version)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
@@ -129,6 +129,7 @@ enum UserCommand {
 enum StreamSqlCommand {
     /// Validate the file and print the plan.
     Check {
+        /// Statement file (e.g. producer/ksql_queries.sql).
         file: PathBuf,
         /// The catalog as JSON.
         #[arg(long)]
@@ -160,7 +161,13 @@ fn run(cli: Cli) -> Result<()> {
     } else {
         LevelFilter::WARN
     };
-    let _logs = lakehouse::logging::init("lakectl", &settings.log_dir, Some(stderr_level));
+    // A producer run logs where the original project's producer did.
+    let component = if matches!(cli.command, Some(Command::Produce(_))) {
+        "producer"
+    } else {
+        "lakectl"
+    };
+    let _logs = lakehouse::logging::init(component, &settings.log_dir, Some(stderr_level));
     let refresh = Duration::from_millis(cli.refresh_ms.max(100));
     match cli.command {
         None => ui::run(

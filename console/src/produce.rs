@@ -72,6 +72,17 @@ impl ProduceArgs {
 
 pub fn run(args: &ProduceArgs, settings: &Settings) -> Result<()> {
     let options = args.options(settings);
+    tracing::info!(
+        topic = %options.topic,
+        brokers = %options.brokers,
+        count = ?options.count,
+        rate = ?options.rate,
+        duration = ?options.duration,
+        threads = options.threads,
+        bad_ratio = options.bad_ratio,
+        seed = options.seed,
+        "producer run starting"
+    );
     let run = ProduceRun::start(options)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))?;
@@ -113,6 +124,15 @@ pub fn run(args: &ProduceArgs, settings: &Settings) -> Result<()> {
     }
     bar.set_message("waiting for the last acknowledgements");
     let summary = run.finish();
+    tracing::info!(
+        enqueued = summary.enqueued,
+        delivered = summary.delivered,
+        failed = summary.failed,
+        undelivered = summary.undelivered,
+        malformed = summary.malformed,
+        elapsed_secs = summary.elapsed_secs,
+        "producer run finished"
+    );
     bar.set_position(summary.delivered + summary.failed);
     bar.finish_and_clear();
     print_summary(&summary, args.json);

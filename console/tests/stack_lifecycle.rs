@@ -301,6 +301,23 @@ fn up_produce_down_and_state_survives_a_restart() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(api_log.contains("lakehouse API listening"), "{api_log}");
+    // The sinks log where the original project's users look for them.
+    for folder in [
+        "consumer",
+        "writer",
+        "stream-sql",
+        "purge",
+        "broker",
+        "postgres",
+        "producer",
+    ] {
+        let dir = project.dir.path().join("log").join(folder);
+        let bytes: u64 = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(bytes > 0, "{} is empty", dir.display());
+    }
     let out = project.run(&["purge", "--dry-run"]);
     assert!(
         out.status.success(),

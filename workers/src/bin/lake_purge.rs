@@ -10,7 +10,7 @@ use lakehouse_workers::purge::PurgeArgs;
 
 /// Removes whole ingestion_date= partitions older than the retention (never today's).
 #[derive(Debug, Parser)]
-#[command(name = "lake-purge", version, about)]
+#[command(name = "lake-purge", version)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
@@ -19,6 +19,7 @@ struct Cli {
     /// Run once and exit (otherwise every --interval-minutes).
     #[arg(long, env = "LAKEHOUSE_PURGE_ONCE")]
     once: bool,
+    /// Minutes between two runs on the schedule.
     #[arg(long, env = "LAKEHOUSE_PURGE_INTERVAL_MINUTES", default_value_t = 60)]
     interval_minutes: u64,
 }

@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Stream sink: every stream of the SQL file, and its source topics, into
 /// data_lake/<TOPIC>/ingestion_date=YYYY-MM-DD/ as Parquet, exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "lake-sink", version, about)]
+#[command(name = "lake-sink", version)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,

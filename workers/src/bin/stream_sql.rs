@@ -14,7 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Embedded stream SQL: runs a ksqlDB-dialect statement file over Kafka.
 #[derive(Debug, Parser)]
-#[command(name = "stream-sql", version, about)]
+#[command(name = "stream-sql", version)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
@@ -34,6 +34,7 @@ enum Command {
     },
     /// Run the engine until SIGTERM or Ctrl-C.
     Run {
+        /// Statement file (e.g. producer/ksql_queries.sql).
         file: PathBuf,
         #[command(flatten)]
         engine: StreamSqlArgs,

@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Table sink: every table of the SQL file into the PostgreSQL warehouse,
 /// rows and consumed offsets committed together.
 #[derive(Debug, Parser)]
-#[command(name = "table-sink", version, about)]
+#[command(name = "table-sink", version)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,

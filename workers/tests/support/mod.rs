@@ -51,7 +51,7 @@ impl SinkProcess {
 
     /// Lines of the instances' logs that contain `text`.
     pub fn log_lines_containing(&self, text: &str) -> usize {
-        let dir = self.log.join("lake-sink");
+        let dir = self.log.join(lakehouse::logging::log_folder("lake-sink"));
         std::fs::read_dir(&dir)
             .into_iter()
             .flatten()
