@@ -2,6 +2,7 @@
 //! and the producer and user commands. The binary (`main.rs`) is the
 //! command line over them; the console's benchmark uses them too.
 
+pub mod demo;
 pub mod lag;
 pub mod produce;
 pub mod search;

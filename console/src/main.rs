@@ -55,6 +55,12 @@ enum Command {
             default_value = "producer/ksql_queries.sql"
         )]
         sql: PathBuf,
+        /// Also run a steady producer, so that records flow at once.
+        #[arg(long, env = "LAKEHOUSE_DEMO")]
+        demo: bool,
+        /// Records per second of the --demo producer.
+        #[arg(long, env = "LAKEHOUSE_DEMO_RATE", default_value_t = lakectl::demo::DEFAULT_RATE)]
+        demo_rate: f64,
         /// The stream SQL engine's settings (--reset-state recomputes every
         /// table from the start of its input, after a change of the file's tables).
         #[command(flatten)]
@@ -182,8 +188,22 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Up {
             headless,
             sql,
+            demo,
+            demo_rate,
             stream_sql,
-        }) => up(&settings, headless, &sql, &stream_sql, refresh),
+        }) => {
+            if demo && !(demo_rate.is_finite() && demo_rate > 0.0) {
+                anyhow::bail!("--demo-rate must be a positive number of records per second");
+            }
+            up(
+                &settings,
+                headless,
+                &sql,
+                &stream_sql,
+                demo.then_some(demo_rate),
+                refresh,
+            )
+        }
         Some(Command::StreamSql {
             command: StreamSqlCommand::Check { file, json },
         }) => {
@@ -255,6 +275,7 @@ fn up(
     headless: bool,
     sql: &Path,
     stream_sql: &lakehouse_workers::stream_sql::StreamSqlArgs,
+    demo_rate: Option<f64>,
     refresh: Duration,
 ) -> Result<()> {
     println!(
@@ -263,6 +284,9 @@ fn up(
     );
     let runtime = runtime()?;
     let mut stack = Stack::start(settings, &runtime, sql, stream_sql)?;
+    if let Some(rate) = demo_rate {
+        stack.start_demo_producer(rate);
+    }
     tracing::info!("stack started");
     let outcome = if headless {
         println!("Stack is up. Ctrl-C or `lakectl down` stops it; `lakectl status` shows it.");

@@ -195,6 +195,17 @@ impl Stack {
         Ok(())
     }
 
+    /// The `--demo` producer, supervised like the workers.
+    pub fn start_demo_producer(&mut self, rate: f64) {
+        let job = crate::demo::producer_job(&self.settings, rate);
+        step(crate::demo::NAME, &job.summary);
+        self.workers.start(job);
+        if let Err(e) = self.stack_file().write(&self.settings.state_dir) {
+            tracing::warn!("cannot record the demo producer in the stack file: {e}");
+        }
+        self.write_registry();
+    }
+
     /// Every component's state and counters.
     pub fn registry(&self) -> &Registry {
         self.workers.registry()
@@ -284,6 +295,7 @@ impl Stack {
             lake_sink: self.has_worker("lake-sink"),
             table_sink: self.has_worker("table-sink"),
             api: self.api_url.clone().filter(|_| self.has_worker("api")),
+            demo_producer: self.has_worker(crate::demo::NAME),
             postgres: self.postgres.as_ref().map(|p| ManagedProcess {
                 pid: p.pid(),
                 endpoint: redact_url(&p.url(&self.settings.postgres.database)),

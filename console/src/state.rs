@@ -40,6 +40,9 @@ pub struct StackFile {
     /// URL of the API server, which runs inside the supervisor.
     #[serde(default)]
     pub api: Option<String>,
+    /// Whether the demo producer (`lakectl up --demo`) runs inside the supervisor.
+    #[serde(default)]
+    pub demo_producer: bool,
 }
 
 impl StackFile {

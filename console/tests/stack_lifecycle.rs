@@ -724,3 +724,38 @@ fn warehouse_number_eventually(project: &Project, sql: &str, done: impl Fn(f64) 
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
+
+/// `up --demo`: records flow into the lake and the warehouse with no
+/// producer run, the demo producer shows in `status`, and `down` stops it
+/// with the rest.
+#[test]
+fn up_demo_keeps_records_flowing() {
+    let project = Project::new("demo");
+    let mut up = project
+        .lakectl()
+        .args(["up", "--headless", "--demo", "--demo-rate", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = project.wait_for(|s| {
+        s["components"]["producer"]["state"] == "running"
+            && lake_rows(s, "TRANSACTIONS_FLAT").is_some_and(|n| n >= 50)
+            && warehouse_rows(s, "latest_status_par_transaction").is_some_and(|n| n >= 50)
+    });
+    assert!(
+        status["components"]["producer"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .contains("transaction_log"),
+        "{status:#}"
+    );
+    let first = lake_rows(&status, "transaction_log").unwrap();
+    let later = project.wait_for(|s| lake_rows(s, "transaction_log").is_some_and(|n| n > first));
+    assert!(
+        lake_rows(&later, "transaction_log").unwrap() > first,
+        "still flowing"
+    );
+    assert!(project.run(&["down"]).status.success());
+    assert!(up.wait().unwrap().success());
+}

@@ -185,6 +185,18 @@ async fn read_stack(settings: &Settings) -> StackReading {
         ),
     );
     components.insert("api".to_string(), api_component(stack.as_ref()).await);
+    if let Some(stack) = stack.as_ref().filter(|s| s.demo_producer) {
+        components.insert(
+            crate::demo::NAME.to_string(),
+            worker_component(
+                Some(stack),
+                format!(
+                    "steady producer (--demo) → {}",
+                    settings.topics.transaction_log
+                ),
+            ),
+        );
+    }
     let registry = stack
         .as_ref()
         .and_then(|_| RegistryFile::read(&settings.state_dir));
