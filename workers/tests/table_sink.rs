@@ -110,6 +110,11 @@ fn run_sink_until_caught_up(
     stats
 }
 
+/// Changelogs shaped as ksqlDB writes its tables (its serialisation
+/// formats): KAFKA keys (a string key's raw UTF-8 bytes), a JSON object key
+/// for several key columns, windowed keys ending in the 8-byte big-endian
+/// window start, upper-case JSON values without the key columns, null
+/// values as tombstones, and none of our headers.
 #[test]
 fn key_formats_windows_tombstones_and_dead_letters() {
     let mut ctx = TestContext::new("table-sink-keys");
