@@ -17,6 +17,8 @@ struct Cli {
     config: ConfigArgs,
     #[command(flatten)]
     api: ApiArgs,
+    #[command(flatten)]
+    metrics: lakehouse_workers::metrics_http::MetricsArgs,
 }
 
 fn main() {
@@ -31,5 +33,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     let api = ApiSettings::new(&cli.api, &settings, url);
     // SIGTERM or Ctrl-C: requests in flight finish, the audit queue is written.
-    lakehouse_workers::cli::supervise(lakehouse_api::job(api))
+    // The API's own GET /metrics covers its requests; this flag adds the
+    // supervisor's view (state, restarts) on a port of its own.
+    lakehouse_workers::cli::supervise(lakehouse_api::job(api), &cli.metrics)
 }

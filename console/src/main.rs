@@ -2,7 +2,7 @@
 
 use lakectl::{produce, status, ui, users};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,8 @@ enum Command {
         /// Records per second of the --demo producer.
         #[arg(long, env = "LAKEHOUSE_DEMO_RATE", default_value_t = lakectl::demo::DEFAULT_RATE)]
         demo_rate: f64,
+        #[command(flatten)]
+        metrics: lakehouse_workers::metrics_http::MetricsArgs,
         /// The stream SQL engine's settings (--reset-state recomputes every
         /// table from the start of its input, after a change of the file's tables).
         #[command(flatten)]
@@ -190,19 +192,20 @@ fn run(cli: Cli) -> Result<()> {
             sql,
             demo,
             demo_rate,
+            metrics,
             stream_sql,
         }) => {
             if demo && !(demo_rate.is_finite() && demo_rate > 0.0) {
                 anyhow::bail!("--demo-rate must be a positive number of records per second");
             }
-            up(
-                &settings,
+            let options = UpOptions {
                 headless,
-                &sql,
-                &stream_sql,
-                demo.then_some(demo_rate),
-                refresh,
-            )
+                sql,
+                stream_sql,
+                demo_rate: demo.then_some(demo_rate),
+                metrics_listen: metrics.stack_listen(),
+            };
+            up(&settings, &options, refresh)
         }
         Some(Command::StreamSql {
             command: StreamSqlCommand::Check { file, json },
@@ -270,21 +273,30 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn up(
-    settings: &Settings,
+/// What `lakectl up` was asked for.
+struct UpOptions {
     headless: bool,
-    sql: &Path,
-    stream_sql: &lakehouse_workers::stream_sql::StreamSqlArgs,
+    sql: PathBuf,
+    stream_sql: lakehouse_workers::stream_sql::StreamSqlArgs,
     demo_rate: Option<f64>,
-    refresh: Duration,
-) -> Result<()> {
+    metrics_listen: std::net::SocketAddr,
+}
+
+fn up(settings: &Settings, options: &UpOptions, refresh: Duration) -> Result<()> {
+    let (headless, sql) = (options.headless, options.sql.as_path());
     println!(
         "Starting the lakehouse stack (state in {})",
         settings.state_dir.display()
     );
     let runtime = runtime()?;
-    let mut stack = Stack::start(settings, &runtime, sql, stream_sql)?;
-    if let Some(rate) = demo_rate {
+    let mut stack = Stack::start(
+        settings,
+        &runtime,
+        sql,
+        &options.stream_sql,
+        options.metrics_listen,
+    )?;
+    if let Some(rate) = options.demo_rate {
         stack.start_demo_producer(rate);
     }
     tracing::info!("stack started");

@@ -55,6 +55,8 @@ pub struct Stack {
     backoff: Backoff,
     /// Where the API server listens.
     api_url: Option<String>,
+    /// The stack's metrics and health endpoint (stopped with the stack).
+    metrics: Option<lakehouse_workers::metrics_http::MetricsServer>,
     started_at: chrono::DateTime<chrono::Utc>,
     _lock: StackLock,
 }
@@ -72,8 +74,17 @@ impl Stack {
         runtime: &Runtime,
         sql: &Path,
         stream_sql: &StreamSqlArgs,
+        metrics_listen: std::net::SocketAddr,
     ) -> Result<Stack> {
         let lock = StackLock::acquire(&settings.state_dir)?;
+        if !ports::is_free(metrics_listen.port()) {
+            return Err(LocalError::PortTaken {
+                component: "metrics",
+                port: metrics_listen.port(),
+                hint: "--metrics-listen / LAKEHOUSE_METRICS_LISTEN (address:port)",
+            }
+            .into());
+        }
         // A bad statement file is reported before anything starts, and so
         // is one whose tables no longer match the engine's saved state.
         let plan = Arc::new(lakehouse_streamsql::load_file(sql)?);
@@ -95,6 +106,7 @@ impl Stack {
             postgres_restarts: RestartSchedule::default(),
             backoff,
             api_url: None,
+            metrics: None,
             started_at: chrono::Utc::now(),
             _lock: lock,
         };
@@ -135,6 +147,16 @@ impl Stack {
 
         runtime.block_on(stack.prepare_storage())?;
         stack.start_workers(plan, sql, stream_sql)?;
+        let metrics = lakehouse_workers::metrics_http::MetricsServer::start(
+            metrics_listen,
+            stack.workers.registry().clone(),
+        )
+        .with_context(|| format!("cannot serve the stack's metrics on {metrics_listen}"))?;
+        step(
+            "metrics",
+            &format!("http://{}/metrics and /health", metrics.address()),
+        );
+        stack.metrics = Some(metrics);
         stack.stack_file().write(&settings.state_dir)?;
         Ok(stack)
     }
@@ -296,6 +318,10 @@ impl Stack {
             table_sink: self.has_worker("table-sink"),
             api: self.api_url.clone().filter(|_| self.has_worker("api")),
             demo_producer: self.has_worker(crate::demo::NAME),
+            metrics: self
+                .metrics
+                .as_ref()
+                .map(|m| format!("http://{}/metrics", m.address())),
             postgres: self.postgres.as_ref().map(|p| ManagedProcess {
                 pid: p.pid(),
                 endpoint: redact_url(&p.url(&self.settings.postgres.database)),

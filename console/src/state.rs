@@ -43,6 +43,9 @@ pub struct StackFile {
     /// Whether the demo producer (`lakectl up --demo`) runs inside the supervisor.
     #[serde(default)]
     pub demo_producer: bool,
+    /// The stack's Prometheus metrics (`/health` next to it).
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl StackFile {

@@ -301,6 +301,38 @@ fn up_produce_down_and_state_survives_a_restart() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(api_log.contains("lakehouse API listening"), "{api_log}");
+    // The stack's metrics: every supervised component, from the registry
+    // status reads, at the address status gives.
+    let metrics_url = status["stack"]["metrics"].as_str().unwrap().to_string();
+    assert_eq!(
+        metrics_url,
+        format!("http://127.0.0.1:{}/metrics", project.metrics_port)
+    );
+    let metrics = ureq::get(&metrics_url)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for line in [
+        r#"lakehouse_component_up{component="lake-sink"} 1"#,
+        r#"lakehouse_component_up{component="api"} 1"#,
+        r#"lakehouse_component_restarts_total{component="table-sink"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+    let flat_in = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"lakehouse_records_in_total{component="stream-sql"}"#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(flat_in >= 500, "{metrics}");
+    let health: Value = ureq::get(&metrics_url.replace("/metrics", "/health"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
     // The sinks log where the original project's users look for them.
     for folder in [
         "consumer",

@@ -46,10 +46,20 @@ pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
 /// Runs a worker binary's one job until SIGTERM or Ctrl-C, restarting it
 /// with backoff after failures a restart can fix (a slow or absent broker or
 /// PostgreSQL); an error no restart fixes ends the process with its message.
-pub fn supervise(job: crate::supervisor::Job) -> anyhow::Result<()> {
+pub fn supervise(
+    job: crate::supervisor::Job,
+    metrics: &crate::metrics_http::MetricsArgs,
+) -> anyhow::Result<()> {
     let stop = stop_on_signals()?;
     tracing::info!("{}: {}", job.name, job.summary);
     let registry = crate::registry::Registry::default();
+    let _metrics = match metrics.metrics_listen {
+        Some(listen) => Some(
+            crate::metrics_http::MetricsServer::start(listen, registry.clone())
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {listen}: {e}"))?,
+        ),
+        None => None,
+    };
     let backoff = crate::supervisor::Backoff::default();
     let result = crate::supervisor::run_one(&job, &stop, &backoff, &registry);
     tracing::info!(component = ?registry.get(job.name), "{} stopped", job.name);

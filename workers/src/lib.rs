@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod jobs;
 pub mod lake;
+pub mod metrics_http;
 pub mod purge;
 pub mod registry;
 pub mod sink;

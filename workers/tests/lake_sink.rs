@@ -494,6 +494,22 @@ fn ksqldb_output_without_source_headers_lands_each_offset_once() {
     wait_for("the stream to land", Duration::from_secs(120), || {
         landed_rows(&sink.lake, DERIVED).len() >= COUNT
     });
+    // The worker's own metrics endpoint (--metrics-listen) counts what it wrote.
+    child.kill_9();
+    let port = lakehouse::local::ports::free_port();
+    let mut child = sink.start_with(&[("LAKEHOUSE_METRICS_LISTEN", format!("127.0.0.1:{port}"))]);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    wait_for("the metrics endpoint", Duration::from_secs(30), || {
+        ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .is_some_and(|t| t.contains(r#"lakehouse_component_up{component="lake-sink"} 1"#))
+    });
+    let health = ureq::get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .unwrap();
+    assert_eq!(health.status(), 200);
     assert!(child.stop(), "graceful stop after SIGTERM");
     let landed = landed_rows(&sink.lake, DERIVED);
     assert!(landed.iter().all(|r| r.source.is_none()));

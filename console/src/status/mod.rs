@@ -112,6 +112,8 @@ pub struct StackSummary {
     pub supervisor_pid: Option<u32>,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub state_dir: PathBuf,
+    /// Prometheus metrics of every supervised component (`/health` next to it).
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +207,7 @@ impl StatusReport {
                     supervisor_pid: None,
                     started_at: None,
                     state_dir: PathBuf::new(),
+                    metrics: None,
                 },
             },
             components,

@@ -206,6 +206,7 @@ async fn read_stack(settings: &Settings) -> StackReading {
             supervisor_pid: stack.as_ref().map(|s| s.supervisor_pid),
             started_at: stack.as_ref().map(|s| s.started_at),
             state_dir: settings.state_dir.clone(),
+            metrics: stack.as_ref().and_then(|s| s.metrics.clone()),
         },
         components,
         registry,

@@ -106,6 +106,7 @@ pub fn readings(step: i64, streams: usize, partitions: usize) -> Vec<Reading> {
             supervisor_pid: Some(4000),
             started_at: Some(start()),
             state_dir: PathBuf::from(".lakehouse"),
+            metrics: Some("http://127.0.0.1:9464/metrics".into()),
         },
         components: stack_components,
         registry: Some(registry),

@@ -16,6 +16,7 @@ pub struct Project {
     pub kafka_port: u16,
     pub postgres_port: u16,
     pub api_port: u16,
+    pub metrics_port: u16,
     /// Extra environment for every lakectl call (e.g. external services).
     pub env: Vec<(&'static str, String)>,
 }
@@ -27,6 +28,7 @@ impl Project {
             kafka_port: ports::free_port(),
             postgres_port: ports::free_port(),
             api_port: ports::free_port(),
+            metrics_port: ports::free_port(),
             env: Vec::new(),
         }
     }
@@ -39,6 +41,10 @@ impl Project {
             .env(
                 "LAKEHOUSE_API_LISTEN",
                 format!("127.0.0.1:{}", self.api_port),
+            )
+            .env(
+                "LAKEHOUSE_METRICS_LISTEN",
+                format!("127.0.0.1:{}", self.metrics_port),
             )
             .env_remove("LAKEHOUSE_KAFKA_BOOTSTRAP")
             .env_remove("LAKEHOUSE_POSTGRES_URL")

@@ -16,6 +16,8 @@ struct Cli {
     config: ConfigArgs,
     #[command(flatten)]
     purge: PurgeArgs,
+    #[command(flatten)]
+    metrics: lakehouse_workers::metrics_http::MetricsArgs,
     /// Run once and exit (otherwise every --interval-minutes).
     #[arg(long, env = "LAKEHOUSE_PURGE_ONCE")]
     once: bool,
@@ -41,5 +43,5 @@ fn run(cli: Cli) -> Result<()> {
         // One run: a failure is reported, not retried.
         return (job.body)(&AtomicBool::new(false)).map_err(anyhow::Error::from);
     }
-    lakehouse_workers::cli::supervise(job)
+    lakehouse_workers::cli::supervise(job, &cli.metrics)
 }

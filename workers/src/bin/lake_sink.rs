@@ -20,6 +20,8 @@ struct Cli {
     sql: SqlFileArg,
     #[command(flatten)]
     sink: LakeSinkArgs,
+    #[command(flatten)]
+    metrics: lakehouse_workers::metrics_http::MetricsArgs,
 }
 
 fn main() {
@@ -31,5 +33,5 @@ fn run(cli: Cli) -> Result<()> {
     let _logs = lakehouse::logging::init("lake-sink", &settings.log_dir, None);
     let plan = cli.sql.load()?;
     let job = lakehouse_workers::jobs::lake_sink(&settings, &plan, &cli.sink)?;
-    lakehouse_workers::cli::supervise(job)
+    lakehouse_workers::cli::supervise(job, &cli.metrics)
 }

@@ -38,6 +38,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         engine: StreamSqlArgs,
+        #[command(flatten)]
+        metrics: lakehouse_workers::metrics_http::MetricsArgs,
     },
 }
 
@@ -57,7 +59,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", lakehouse_streamsql::plan::check_report(&plan, json));
             Ok(())
         }
-        Command::Run { file, engine } => {
+        Command::Run {
+            file,
+            engine,
+            metrics,
+        } => {
             let _logs = lakehouse::logging::init("stream-sql", &settings.log_dir, None);
             let plan = Arc::new(lakehouse_streamsql::load_file(&file)?);
             tracing::info!(
@@ -66,7 +72,7 @@ fn run(cli: Cli) -> Result<()> {
                 settings.kafka_bootstrap()
             );
             let job = lakehouse_workers::jobs::stream_sql(&settings, plan, &engine);
-            lakehouse_workers::cli::supervise(job)
+            lakehouse_workers::cli::supervise(job, &metrics)
         }
     }
 }

@@ -20,6 +20,8 @@ struct Cli {
     sql: SqlFileArg,
     #[command(flatten)]
     sink: TableSinkArgs,
+    #[command(flatten)]
+    metrics: lakehouse_workers::metrics_http::MetricsArgs,
 }
 
 fn main() {
@@ -35,5 +37,5 @@ fn run(cli: Cli) -> Result<()> {
     )?;
     // Connected on the first run: a PostgreSQL that is not up yet is waited out.
     let job = lakehouse_workers::jobs::table_sink(&settings, &plan, &cli.sink, &url, false)?;
-    lakehouse_workers::cli::supervise(job)
+    lakehouse_workers::cli::supervise(job, &cli.metrics)
 }

@@ -63,6 +63,11 @@ impl SinkProcess {
 
     /// Small files, quick rotation: many commit points for crashes to hit.
     pub fn start(&self) -> SinkChild {
+        self.start_with(&[])
+    }
+
+    /// The same with extra environment variables.
+    pub fn start_with(&self, env: &[(&str, String)]) -> SinkChild {
         let child = Command::new(env!("CARGO_BIN_EXE_lake-sink"))
             .arg("--sql")
             .arg(&self.sql)
@@ -83,6 +88,7 @@ impl SinkProcess {
                 "RUST_LOG",
                 std::env::var("SINK_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
