@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use lakehouse::ConfigArgs;
+use lakehouse::{
+    ConfigArgs, ConfigFileArg, KafkaArgs, LakeDirArg, LogDirArg, PostgresArgs, StateDirArg,
+};
 use lakehouse_api::{ApiArgs, ApiSettings};
 
 #[global_allocator]
@@ -14,7 +16,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "lakehouse-api", version)]
 struct Cli {
     #[command(flatten)]
-    config: ConfigArgs,
+    file: ConfigFileArg,
+    #[command(flatten)]
+    state: StateDirArg,
+    #[command(flatten)]
+    lake: LakeDirArg,
+    #[command(flatten)]
+    log: LogDirArg,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
     #[command(flatten)]
     api: ApiArgs,
     #[command(flatten)]
@@ -26,7 +38,16 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = cli.config.resolve()?;
+    let settings = ConfigArgs {
+        file: cli.file.clone(),
+        state: cli.state.clone(),
+        lake: cli.lake.clone(),
+        log: cli.log.clone(),
+        kafka: cli.kafka.clone(),
+        postgres: cli.postgres.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
     let _logs = lakehouse::logging::init("api", &settings.log_dir, None);
     let url = settings.warehouse_url().context(
         "no PostgreSQL: set --postgres-url / LAKEHOUSE_POSTGRES_URL, or run `lakectl up` first",

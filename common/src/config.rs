@@ -119,43 +119,117 @@ impl Default for TopicSettings {
     }
 }
 
-/// Configuration flags common to every binary; each is also an environment variable.
+/// The configuration file.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ConfigArgs {
+pub struct ConfigFileArg {
     /// Configuration file (TOML). Defaults to ./lakehouse.toml when it exists.
-    #[arg(long, env = "LAKEHOUSE_CONFIG", global = true)]
+    #[arg(long, env = "LAKEHOUSE_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// Where the local stack keeps its state.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StateDirArg {
     /// Folder for the local stack's state (broker data, PostgreSQL cluster, pid files).
-    #[arg(long, env = "LAKEHOUSE_STATE_DIR", global = true)]
+    #[arg(long, env = "LAKEHOUSE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// The data lake's folder.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LakeDirArg {
     /// Root folder of the Parquet data lake.
-    #[arg(long, env = "LAKEHOUSE_DATA_LAKE_DIR", global = true)]
+    #[arg(long, env = "LAKEHOUSE_DATA_LAKE_DIR")]
     pub data_lake_dir: Option<PathBuf>,
+}
+
+/// The log folders' root.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogDirArg {
     /// Root folder of the log files.
-    #[arg(long, env = "LAKEHOUSE_LOG_DIR", global = true)]
+    #[arg(long, env = "LAKEHOUSE_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
+}
+
+/// The broker.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
     /// Bootstrap servers of an external Kafka; skips the local broker.
-    #[arg(long, env = "LAKEHOUSE_KAFKA_BOOTSTRAP", global = true)]
+    #[arg(long, env = "LAKEHOUSE_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
     /// Port of the local broker.
-    #[arg(long, env = "LAKEHOUSE_KAFKA_PORT", global = true)]
+    #[arg(long, env = "LAKEHOUSE_KAFKA_PORT")]
     pub kafka_port: Option<u16>,
+}
+
+/// The warehouse database.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PostgresArgs {
     /// URL of an external PostgreSQL database; skips the local cluster.
-    #[arg(long, env = "LAKEHOUSE_POSTGRES_URL", global = true)]
+    #[arg(long, env = "LAKEHOUSE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
     /// Port of the local PostgreSQL cluster.
-    #[arg(long, env = "LAKEHOUSE_POSTGRES_PORT", global = true)]
+    #[arg(long, env = "LAKEHOUSE_POSTGRES_PORT")]
     pub postgres_port: Option<u16>,
+}
+
+/// The topics the stack creates.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TopicArgs {
     /// Partitions of the topics the stack creates.
-    #[arg(long, env = "LAKEHOUSE_PARTITIONS", global = true)]
+    #[arg(long, env = "LAKEHOUSE_PARTITIONS")]
     pub partitions: Option<i32>,
 }
 
+/// Every configuration flag, each also an environment variable, in groups:
+/// a command flattens the groups it uses (so that its `--help` lists only
+/// those) and leaves the others at their defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub file: ConfigFileArg,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    #[command(flatten)]
+    pub lake: LakeDirArg,
+    #[command(flatten)]
+    pub log: LogDirArg,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+}
+
 impl ConfigArgs {
+    /// These flags, with those `other` sets over them (a subcommand's
+    /// own flags over the top level's).
+    pub fn overlaid_with(mut self, other: ConfigArgs) -> Self {
+        fn over<T>(mine: &mut Option<T>, theirs: Option<T>) {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        }
+        over(&mut self.file.config, other.file.config);
+        over(&mut self.state.state_dir, other.state.state_dir);
+        over(&mut self.lake.data_lake_dir, other.lake.data_lake_dir);
+        over(&mut self.log.log_dir, other.log.log_dir);
+        over(&mut self.kafka.kafka_bootstrap, other.kafka.kafka_bootstrap);
+        over(&mut self.kafka.kafka_port, other.kafka.kafka_port);
+        over(&mut self.postgres.postgres_url, other.postgres.postgres_url);
+        over(
+            &mut self.postgres.postgres_port,
+            other.postgres.postgres_port,
+        );
+        over(&mut self.topics.partitions, other.topics.partitions);
+        self
+    }
+
     /// Resolves the configuration: these flags (or their environment
     /// variables) over the file over the defaults.
     pub fn resolve(&self) -> Result<Settings, ConfigError> {
-        let explicit = self.config.as_deref();
+        let explicit = self.file.config.as_deref();
         let default_file = Path::new(DEFAULT_CONFIG_FILE);
         let mut settings = match explicit {
             Some(path) => Settings::from_file(path)?,
@@ -168,28 +242,28 @@ impl ConfigArgs {
     }
 
     fn apply_to(&self, s: &mut Settings) {
-        if let Some(v) = &self.state_dir {
+        if let Some(v) = &self.state.state_dir {
             s.state_dir = v.clone();
         }
-        if let Some(v) = &self.data_lake_dir {
+        if let Some(v) = &self.lake.data_lake_dir {
             s.data_lake_dir = v.clone();
         }
-        if let Some(v) = &self.log_dir {
+        if let Some(v) = &self.log.log_dir {
             s.log_dir = v.clone();
         }
-        if let Some(v) = &self.kafka_bootstrap {
+        if let Some(v) = &self.kafka.kafka_bootstrap {
             s.kafka.bootstrap = Some(v.clone());
         }
-        if let Some(v) = self.kafka_port {
+        if let Some(v) = self.kafka.kafka_port {
             s.kafka.port = v;
         }
-        if let Some(v) = &self.postgres_url {
+        if let Some(v) = &self.postgres.postgres_url {
             s.postgres.url = Some(v.clone());
         }
-        if let Some(v) = self.postgres_port {
+        if let Some(v) = self.postgres.postgres_port {
             s.postgres.port = v;
         }
-        if let Some(v) = self.partitions {
+        if let Some(v) = self.topics.partitions {
             s.topics.partitions = v;
         }
     }

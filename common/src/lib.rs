@@ -13,4 +13,7 @@ pub mod postgres;
 pub mod topics;
 pub mod transaction;
 
-pub use config::{ConfigArgs, Settings};
+pub use config::{
+    ConfigArgs, ConfigFileArg, KafkaArgs, LakeDirArg, LogDirArg, PostgresArgs, Settings,
+    StateDirArg, TopicArgs,
+};

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use lakehouse::local::process::is_alive;
-use lakehouse::{ConfigArgs, Settings};
+use lakehouse::{
+    ConfigArgs, ConfigFileArg, KafkaArgs, LakeDirArg, LogDirArg, PostgresArgs, Settings,
+    StateDirArg,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::level_filters::LevelFilter;
@@ -27,24 +30,30 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "lakectl", version)]
 struct Cli {
+    /// The console's configuration (each command takes the flags it uses).
     #[command(flatten)]
     config: ConfigArgs,
-    /// How often the console reads the stack's status, in milliseconds.
-    #[arg(
-        long,
-        env = "LAKEHOUSE_CONSOLE_REFRESH_MS",
-        default_value_t = 2000,
-        global = true
-    )]
-    refresh_ms: u64,
+    #[command(flatten)]
+    refresh: RefreshArg,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct RefreshArg {
+    /// How often the console reads the stack's status, in milliseconds.
+    #[arg(long, env = "LAKEHOUSE_CONSOLE_REFRESH_MS", default_value_t = 2000)]
+    refresh_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the single-machine stack (broker, PostgreSQL, topics, warehouse schema), then the console.
     Up {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        refresh: RefreshArg,
         /// Do not open the console; run until Ctrl-C, SIGTERM or `lakectl down`.
         #[arg(long, env = "LAKEHOUSE_HEADLESS")]
         headless: bool,
@@ -71,6 +80,12 @@ enum Command {
     /// Open psql on the warehouse (the stack's own credentials); arguments go
     /// to psql, e.g. `lakectl psql -c 'SELECT count(*) FROM users'`.
     Psql {
+        #[command(flatten)]
+        file: ConfigFileArg,
+        #[command(flatten)]
+        state: StateDirArg,
+        #[command(flatten)]
+        postgres: PostgresArgs,
         /// Arguments passed to psql as they are.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
@@ -82,15 +97,31 @@ enum Command {
         command: StreamSqlCommand,
     },
     /// Stop the stack that `lakectl up` started.
-    Down,
+    Down {
+        #[command(flatten)]
+        file: ConfigFileArg,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Each component's state and endpoint.
     Status {
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Machine-readable output (a stable interface, see the README).
         #[arg(long)]
         json: bool,
     },
     /// Send generated transactions to the broker.
-    Produce(produce::ProduceArgs),
+    Produce {
+        #[command(flatten)]
+        file: ConfigFileArg,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        log: LogDirArg,
+        #[command(flatten)]
+        args: produce::ProduceArgs,
+    },
     /// Users of the API (the first admin comes from here; there is no default password).
     User {
         #[command(subcommand)]
@@ -98,7 +129,16 @@ enum Command {
     },
     /// One purge run over the lake: removes ingestion_date= partitions older
     /// than the retention (never today's); --dry-run lists them instead.
-    Purge(lakehouse_workers::purge::PurgeArgs),
+    Purge {
+        #[command(flatten)]
+        file: ConfigFileArg,
+        #[command(flatten)]
+        lake: LakeDirArg,
+        #[command(flatten)]
+        log: LogDirArg,
+        #[command(flatten)]
+        args: lakehouse_workers::purge::PurgeArgs,
+    },
     /// The API's full-text search index over the lake.
     Search {
         #[command(subcommand)]
@@ -111,6 +151,12 @@ enum SearchCommand {
     /// Rebuild the index from scratch: by the running API server if there
     /// is one (this waits until it is done), else here.
     Reindex {
+        #[command(flatten)]
+        file: ConfigFileArg,
+        #[command(flatten)]
+        state: StateDirArg,
+        #[command(flatten)]
+        lake: LakeDirArg,
         /// Longest wait for a running server's rebuild, in seconds.
         #[arg(long, env = "LAKEHOUSE_REINDEX_TIMEOUT_SECS", default_value_t = 3600)]
         timeout_secs: u64,
@@ -122,6 +168,12 @@ enum UserCommand {
     /// Create a user. The password is read from standard input with
     /// --password-stdin; otherwise a random one is generated and printed once.
     Add {
+        #[command(flatten)]
+        file: ConfigFileArg,
+        #[command(flatten)]
+        state: StateDirArg,
+        #[command(flatten)]
+        postgres: PostgresArgs,
         /// User name: 1 to 64 letters, digits or . _ @ -
         name: String,
         /// Give the user every permission (and the admin endpoints).
@@ -154,8 +206,72 @@ fn main() {
     lakehouse_workers::cli::exit_on_error(run(cli));
 }
 
+/// The configuration flags a command took, over the top level's.
+fn command_config(command: &Option<Command>) -> ConfigArgs {
+    let part = ConfigArgs::default;
+    match command {
+        None | Some(Command::StreamSql { .. }) => part(),
+        Some(Command::Up { config, .. } | Command::Status { config, .. }) => config.clone(),
+        Some(Command::Down { file, state }) => ConfigArgs {
+            file: file.clone(),
+            state: state.clone(),
+            ..part()
+        },
+        Some(Command::Psql {
+            file,
+            state,
+            postgres,
+            ..
+        })
+        | Some(Command::User {
+            command:
+                UserCommand::Add {
+                    file,
+                    state,
+                    postgres,
+                    ..
+                },
+        }) => ConfigArgs {
+            file: file.clone(),
+            state: state.clone(),
+            postgres: postgres.clone(),
+            ..part()
+        },
+        Some(Command::Produce {
+            file, kafka, log, ..
+        }) => ConfigArgs {
+            file: file.clone(),
+            kafka: kafka.clone(),
+            log: log.clone(),
+            ..part()
+        },
+        Some(Command::Purge {
+            file, lake, log, ..
+        }) => ConfigArgs {
+            file: file.clone(),
+            lake: lake.clone(),
+            log: log.clone(),
+            ..part()
+        },
+        Some(Command::Search {
+            command: SearchCommand::Reindex {
+                file, state, lake, ..
+            },
+        }) => ConfigArgs {
+            file: file.clone(),
+            state: state.clone(),
+            lake: lake.clone(),
+            ..part()
+        },
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
-    let settings = cli.config.resolve()?;
+    let settings = cli
+        .config
+        .clone()
+        .overlaid_with(command_config(&cli.command))
+        .resolve()?;
     let console_on_screen = matches!(
         cli.command,
         None | Some(Command::Up {
@@ -170,13 +286,17 @@ fn run(cli: Cli) -> Result<()> {
         LevelFilter::WARN
     };
     // A producer run logs where the original project's producer did.
-    let component = if matches!(cli.command, Some(Command::Produce(_))) {
+    let component = if matches!(cli.command, Some(Command::Produce { .. })) {
         "producer"
     } else {
         "lakectl"
     };
     let _logs = lakehouse::logging::init(component, &settings.log_dir, Some(stderr_level));
-    let refresh = Duration::from_millis(cli.refresh_ms.max(100));
+    let refresh_ms = match &cli.command {
+        Some(Command::Up { refresh, .. }) => refresh.refresh_ms,
+        _ => cli.refresh.refresh_ms,
+    };
+    let refresh = Duration::from_millis(refresh_ms.max(100));
     match cli.command {
         None => ui::run(
             &settings,
@@ -194,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
             demo_rate,
             metrics,
             stream_sql,
+            ..
         }) => {
             if demo && !(demo_rate.is_finite() && demo_rate > 0.0) {
                 anyhow::bail!("--demo-rate must be a positive number of records per second");
@@ -214,9 +335,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", lakehouse_streamsql::plan::check_report(&plan, json));
             Ok(())
         }
-        Some(Command::Down) => down(&settings),
-        Some(Command::Psql { args }) => psql(&settings, &args),
-        Some(Command::Status { json }) => {
+        Some(Command::Down { .. }) => down(&settings),
+        Some(Command::Psql { args, .. }) => psql(&settings, &args),
+        Some(Command::Status { json, .. }) => {
             let report = runtime()?.block_on(status::collect(&settings));
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -225,23 +346,24 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Produce(args)) => produce::run(&args, &settings),
+        Some(Command::Produce { args, .. }) => produce::run(&args, &settings),
         Some(Command::User {
             command:
                 UserCommand::Add {
                     name,
                     admin,
                     password_stdin,
+                    ..
                 },
         }) => runtime()?.block_on(users::add(&settings, &name, admin, password_stdin)),
         Some(Command::Search {
-            command: SearchCommand::Reindex { timeout_secs },
+            command: SearchCommand::Reindex { timeout_secs, .. },
         }) => {
             let outcome = lakectl::search::reindex(&settings, Duration::from_secs(timeout_secs))?;
             println!("{outcome}");
             Ok(())
         }
-        Some(Command::Purge(args)) => {
+        Some(Command::Purge { args, .. }) => {
             let policy = args.policy()?;
             let unknown = policy.unknown_topics(&settings.data_lake_dir);
             if !unknown.is_empty() {

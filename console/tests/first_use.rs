@@ -125,3 +125,99 @@ fn a_retention_for_a_topic_the_lake_does_not_hold_is_refused() {
     let out = project.run(&["purge", "--dry-run", "--retention", "transaction_log=3"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// The options of `lakectl COMMAND -h`, each with its one-line description.
+fn options(project: &Project, command: &[&str]) -> Vec<(String, String)> {
+    let out = project.lakectl().args(command).arg("-h").output().unwrap();
+    assert!(out.status.success());
+    // Each option's line, then its description: on the same line, or (in
+    // clap's wide layout) on the next, indented further.
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim();
+        if !trimmed.starts_with('-') {
+            continue;
+        }
+        let flag = trimmed
+            .split_whitespace()
+            .find(|w| w.starts_with("--"))
+            .unwrap_or(trimmed)
+            .to_string();
+        let same_line = trimmed.split_once("  ").map(|(_, d)| d.trim().to_string());
+        let next_line = lines
+            .get(i + 1)
+            .filter(|next| {
+                !next.trim_start().starts_with('-') && next.len() - next.trim_start().len() > 6
+            })
+            .map(|next| next.trim().to_string());
+        found.push((flag, same_line.or(next_line).unwrap_or_default()));
+    }
+    found
+}
+
+#[test]
+fn each_command_lists_only_the_flags_it_uses_each_described() {
+    let project = Project::new("help");
+    let cases: [(&[&str], &[&str], &[&str]); 6] = [
+        (
+            &["produce"],
+            &["--count", "--kafka-port"],
+            &["--postgres-url", "--state-dir", "--refresh-ms"],
+        ),
+        (
+            &["down"],
+            &["--state-dir"],
+            &["--kafka-port", "--postgres-url", "--data-lake-dir"],
+        ),
+        (
+            &["purge"],
+            &["--data-lake-dir", "--dry-run"],
+            &["--kafka-port", "--postgres-url"],
+        ),
+        (
+            &["stream-sql", "check"],
+            &["--json"],
+            &["--config", "--kafka-port"],
+        ),
+        (
+            &["user", "add"],
+            &["--postgres-url", "--password-stdin"],
+            &["--kafka-port", "--data-lake-dir"],
+        ),
+        (
+            &["up"],
+            &[
+                "--kafka-port",
+                "--postgres-url",
+                "--demo",
+                "--reset-state",
+                "--refresh-ms",
+            ],
+            &[],
+        ),
+    ];
+    for (command, present, absent) in cases {
+        let listed = options(&project, command);
+        let flags: Vec<&str> = listed.iter().map(|(f, _)| f.as_str()).collect();
+        for flag in present {
+            assert!(
+                flags.contains(flag),
+                "lakectl {command:?} lacks {flag}: {flags:?}"
+            );
+        }
+        for flag in absent {
+            assert!(
+                !flags.contains(flag),
+                "lakectl {command:?} lists {flag}, which it does not use"
+            );
+        }
+        for (flag, description) in &listed {
+            assert!(
+                !description.is_empty(),
+                "lakectl {command:?} {flag} has no description"
+            );
+        }
+    }
+}

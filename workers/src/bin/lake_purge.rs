@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use lakehouse::ConfigArgs;
+use lakehouse::{ConfigArgs, ConfigFileArg, LakeDirArg, LogDirArg};
 use lakehouse_workers::purge::PurgeArgs;
 
 /// Removes whole ingestion_date= partitions older than the retention (never today's).
@@ -13,7 +13,11 @@ use lakehouse_workers::purge::PurgeArgs;
 #[command(name = "lake-purge", version)]
 struct Cli {
     #[command(flatten)]
-    config: ConfigArgs,
+    file: ConfigFileArg,
+    #[command(flatten)]
+    lake: LakeDirArg,
+    #[command(flatten)]
+    log: LogDirArg,
     #[command(flatten)]
     purge: PurgeArgs,
     #[command(flatten)]
@@ -35,7 +39,13 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let settings = cli.config.resolve()?;
+    let settings = ConfigArgs {
+        file: cli.file.clone(),
+        lake: cli.lake.clone(),
+        log: cli.log.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
     let _logs = lakehouse::logging::init("purge", &settings.log_dir, None);
     let interval = (!cli.once).then(|| Duration::from_secs(cli.interval_minutes.max(1) * 60));
     let job = lakehouse_workers::jobs::purge(&settings, &cli.purge, interval)?;

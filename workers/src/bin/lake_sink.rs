@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use lakehouse::ConfigArgs;
+use lakehouse::{ConfigArgs, ConfigFileArg, KafkaArgs, LakeDirArg, LogDirArg};
 use lakehouse_workers::cli::SqlFileArg;
 use lakehouse_workers::lake::LakeSinkArgs;
 
@@ -15,7 +15,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "lake-sink", version)]
 struct Cli {
     #[command(flatten)]
-    config: ConfigArgs,
+    file: ConfigFileArg,
+    #[command(flatten)]
+    lake: LakeDirArg,
+    #[command(flatten)]
+    log: LogDirArg,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     #[command(flatten)]
     sql: SqlFileArg,
     #[command(flatten)]
@@ -29,7 +35,14 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let settings = cli.config.resolve()?;
+    let settings = ConfigArgs {
+        file: cli.file.clone(),
+        lake: cli.lake.clone(),
+        log: cli.log.clone(),
+        kafka: cli.kafka.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
     let _logs = lakehouse::logging::init("lake-sink", &settings.log_dir, None);
     let plan = cli.sql.load()?;
     let job = lakehouse_workers::jobs::lake_sink(&settings, &plan, &cli.sink)?;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use lakehouse::ConfigArgs;
+use lakehouse::{ConfigArgs, ConfigFileArg, KafkaArgs, LogDirArg, PostgresArgs, StateDirArg};
 use lakehouse_workers::cli::SqlFileArg;
 use lakehouse_workers::warehouse::TableSinkArgs;
 
@@ -15,7 +15,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "table-sink", version)]
 struct Cli {
     #[command(flatten)]
-    config: ConfigArgs,
+    file: ConfigFileArg,
+    #[command(flatten)]
+    state: StateDirArg,
+    #[command(flatten)]
+    log: LogDirArg,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
     #[command(flatten)]
     sql: SqlFileArg,
     #[command(flatten)]
@@ -29,7 +37,15 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let settings = cli.config.resolve()?;
+    let settings = ConfigArgs {
+        file: cli.file.clone(),
+        state: cli.state.clone(),
+        log: cli.log.clone(),
+        kafka: cli.kafka.clone(),
+        postgres: cli.postgres.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
     let _logs = lakehouse::logging::init("table-sink", &settings.log_dir, None);
     let plan = cli.sql.load()?;
     let url = settings.warehouse_url().context(
