@@ -21,6 +21,8 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Validate the file and print the plan: every stream and table with its columns, types, key and topic.
     Check {
