@@ -237,47 +237,15 @@ fn up_produce_down_and_state_survives_a_restart() {
     // The API serves the lake to a user made with `lakectl user add`.
     let api = format!("http://127.0.0.1:{}", project.api_port);
     assert_eq!(status["components"]["api"]["endpoint"], api.as_str());
-    let mut add = project
-        .lakectl()
-        .args(["user", "add", "ops", "--admin", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        add.stdin
-            .take()
-            .unwrap()
-            .write_all(b"a long passphrase\n")
-            .unwrap();
-    }
-    let added = add.wait_with_output().unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stdout)
+    let bearer = admin_bearer(&project, &api);
+    let page = call(
+        "GET",
+        &format!("{api}/api/v2/datasets/TRANSACTIONS_FLAT?page_size=1"),
+        &bearer,
     );
-    let token: Value = ureq::post(&format!("{api}/api/token"))
-        .send_json(serde_json::json!({"username": "ops", "password": "a long passphrase"}))
-        .unwrap()
-        .into_json()
-        .unwrap();
-    let page: Value = ureq::get(&format!(
-        "{api}/api/v2/datasets/TRANSACTIONS_FLAT?page_size=1"
-    ))
-    .set(
-        "Authorization",
-        &format!("Bearer {}", token["access_token"].as_str().unwrap()),
-    )
-    .call()
-    .unwrap()
-    .into_json()
-    .unwrap();
     assert_eq!(page["total"], 500);
     // The search index under `up` follows the lake; a reindex asked of
     // the running server rebuilds it with the same records.
-    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
     let search_total = || -> u64 {
         let page: Value = ureq::get(&format!("{api}/api/v2/search?q=completed"))
             .set("Authorization", &bearer)

@@ -27,6 +27,19 @@ fn start_broker() -> Broker {
     Broker::start_with_topics(&[TopicSpec::new(RAW, 3), TopicSpec::new(DERIVED, 3)])
 }
 
+/// Sends, waiting while the client's queue is full.
+fn send_retrying<'a>(producer: &BaseProducer, mut record: BaseRecord<'a, (), str>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                producer.poll(Duration::from_millis(50));
+                record = r;
+            }
+        }
+    }
+}
+
 fn produce_transactions(bootstrap: &str, count: u64, rate: f64, bad_ratio: f64) -> ProduceRun {
     let mut options = ProduceOptions::new(bootstrap, RAW);
     options.count = Some(count);
@@ -62,15 +75,7 @@ fn produce_derived(
                 value: Some(source),
             }));
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    producer.poll(Duration::from_millis(50));
-                    record = r;
-                }
-            }
-        }
+        send_retrying(&producer, record);
         producer.poll(Duration::ZERO);
     };
     for i in 0..count {
@@ -466,18 +471,10 @@ fn ksqldb_output_without_source_headers_lands_each_offset_once() {
                     r#"{{"TRANSACTION_ID":"TXN-{i:08x}","AMOUNT":{}.25,"CITY":"Lyon"}}"#,
                     700 + i % 300
                 );
-                let mut record = BaseRecord::<(), str>::to(DERIVED)
+                let record = BaseRecord::<(), str>::to(DERIVED)
                     .partition((i % 3) as i32)
                     .payload(&value);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((_, r)) => {
-                            producer.poll(Duration::from_millis(50));
-                            record = r;
-                        }
-                    }
-                }
+                send_retrying(&producer, record);
                 if i % 100 == 99 {
                     std::thread::sleep(Duration::from_millis(300));
                 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::selection::{projected_reader, TRANSACTION_ID};
+use super::selection::{column_named, open_projected, TRANSACTION_ID};
 use super::store::{JobRow, SentRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::lake::data_files::data_files;
@@ -208,25 +208,17 @@ fn raw_lake(lake: &Path, topic: &str, sent: &[SentRecord]) -> Result<(u64, Vec<S
         if range.last < *low || range.first > *high {
             continue;
         }
-        let reader = match projected_reader(
+        let Some(reader) = open_projected(
             &file.file.path,
             &[COL_PARTITION, COL_OFFSET, COL_RAW_JSON, COL_TIMESTAMP],
             None,
-        ) {
-            Ok(reader) => reader,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("{}: {e}", file.file.path.display())),
+        )?
+        else {
+            continue;
         };
         for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;
-            // Projected columns come in the file's order, not the list's.
-            let column = |name: &str| {
-                batch
-                    .schema()
-                    .index_of(name)
-                    .map(|i| batch.column(i).clone())
-                    .map_err(|e| e.to_string())
-            };
+            let column = |name: &str| column_named(&batch, name);
             let (partitions, offsets, raw, times) = (
                 column(COL_PARTITION)?,
                 column(COL_OFFSET)?,
@@ -278,20 +270,13 @@ fn rows_from(
         if since.is_some_and(|since| file.modified < since) {
             continue;
         }
-        let reader = match projected_reader(&file.file.path, &[COL_SOURCE, COL_TIMESTAMP], None) {
-            Ok(reader) => reader,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("{}: {e}", file.file.path.display())),
+        let Some(reader) = open_projected(&file.file.path, &[COL_SOURCE, COL_TIMESTAMP], None)?
+        else {
+            continue;
         };
         for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;
-            let column = |name: &str| {
-                batch
-                    .schema()
-                    .index_of(name)
-                    .map(|i| batch.column(i).clone())
-                    .map_err(|e| e.to_string())
-            };
+            let column = |name: &str| column_named(&batch, name);
             let (sources, times) = (column(COL_SOURCE)?, column(COL_TIMESTAMP)?);
             let sources = sources.as_string::<i32>();
             let times = times.as_primitive::<TimestampMillisecondType>();

@@ -164,26 +164,16 @@ impl SourceReader {
                 return Ok(false);
             };
             // A file purged since the job began is no longer there to send.
-            match projected_reader(
+            self.current = open_projected(
                 &file.file.path,
                 &[COL_PARTITION, COL_OFFSET, COL_RAW_JSON],
                 Some(TRANSACTION_ID),
-            ) {
-                Ok(reader) => self.current = Some(reader),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("{}: {e}", file.file.path.display())),
-            }
+            )?;
         }
     }
 
     fn take_rows(&mut self, batch: &RecordBatch) -> Result<(), String> {
-        let column = |name: &str| {
-            batch
-                .schema()
-                .index_of(name)
-                .map(|i| batch.column(i).clone())
-                .map_err(|_| format!("the file has no {name} column"))
-        };
+        let column = |name: &str| column_named(batch, name);
         let partitions = column(COL_PARTITION)?;
         let offsets = column(COL_OFFSET)?;
         let raw = column(COL_RAW_JSON)?;
@@ -216,6 +206,30 @@ impl SourceReader {
             });
         }
         Ok(())
+    }
+}
+
+/// A column of a projected batch by name: projected columns come in the
+/// file's order, not the order they were asked for.
+pub fn column_named(batch: &RecordBatch, name: &str) -> Result<arrow_array::ArrayRef, String> {
+    batch
+        .schema()
+        .index_of(name)
+        .map(|i| batch.column(i).clone())
+        .map_err(|_| format!("the file has no {name} column"))
+}
+
+/// [`projected_reader`], with a file purged since it was listed read as
+/// no file (`None`).
+pub fn open_projected(
+    path: &Path,
+    columns: &[&str],
+    optional: Option<&str>,
+) -> Result<Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>, String> {
+    match projected_reader(path, columns, optional) {
+        Ok(reader) => Ok(Some(reader)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
 
