@@ -90,7 +90,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-    /// Validate a stream SQL file and print its plan (streams, tables, columns, keys, topics).
+    /// Validate a stream SQL file, print its plan (streams, tables, columns, keys, topics) and what it would change in the running state.
     #[command(name = "stream-sql")]
     StreamSql {
         #[command(subcommand)]
@@ -187,13 +187,19 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum StreamSqlCommand {
-    /// Validate the file and print the plan.
+    /// Validate the file and print the plan, then what `lakectl up` on it would do to the engine's checkpointed state: which statements keep their state, which are built or rebuilt from the start of the input, which stop.
     Check {
         /// Statement file (e.g. producer/ksql_queries.sql).
         file: PathBuf,
-        /// The catalog as JSON.
+        /// The catalog as JSON (without the checkpoint comparison).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        app: lakehouse_workers::stream_sql::AppIdArg,
+        #[command(flatten)]
+        file_arg: ConfigFileArg,
+        #[command(flatten)]
+        state: StateDirArg,
     },
 }
 
@@ -210,7 +216,16 @@ fn main() {
 fn command_config(command: &Option<Command>) -> ConfigArgs {
     let part = ConfigArgs::default;
     match command {
-        None | Some(Command::StreamSql { .. }) => part(),
+        None => part(),
+        Some(Command::StreamSql {
+            command: StreamSqlCommand::Check {
+                file_arg, state, ..
+            },
+        }) => ConfigArgs {
+            file: file_arg.clone(),
+            state: state.clone(),
+            ..part()
+        },
         Some(Command::Up { config, .. } | Command::Status { config, .. }) => config.clone(),
         Some(Command::Down { file, state }) => ConfigArgs {
             file: file.clone(),
@@ -329,10 +344,15 @@ fn run(cli: Cli) -> Result<()> {
             up(&settings, &options, refresh)
         }
         Some(Command::StreamSql {
-            command: StreamSqlCommand::Check { file, json },
+            command: StreamSqlCommand::Check {
+                file, json, app, ..
+            },
         }) => {
             let plan = lakehouse_streamsql::load_file(&file)?;
-            println!("{}", lakehouse_streamsql::plan::check_report(&plan, json));
+            println!(
+                "{}",
+                lakehouse_workers::stream_sql::check_report(&plan, json, &settings.state_dir, &app)
+            );
             Ok(())
         }
         Some(Command::Down { .. }) => down(&settings),

@@ -58,8 +58,21 @@ pub struct Stack {
     /// The stack's metrics and health endpoint (stopped with the stack).
     metrics: Option<lakehouse_workers::metrics_http::MetricsServer>,
     started_at: chrono::DateTime<chrono::Utc>,
+    /// The statement file the stack runs, followed while it runs.
+    statements: StatementFile,
     _lock: StackLock,
 }
+
+/// The statement file as last applied, and when it was last looked at.
+struct StatementFile {
+    path: PathBuf,
+    text: String,
+    checked: Instant,
+    engine: StreamSqlArgs,
+}
+
+/// How often the running stack looks at its statement file.
+const STATEMENT_FILE_CHECK: Duration = Duration::from_secs(2);
 
 struct Prerequisites {
     tansu: Option<PathBuf>,
@@ -85,16 +98,19 @@ impl Stack {
             }
             .into());
         }
-        // A bad statement file is reported before anything starts, and so
-        // is one whose tables no longer match the engine's saved state.
+        // A bad statement file is reported before anything starts; a
+        // changed one is said, statement by statement, before it is applied.
         let plan = Arc::new(lakehouse_streamsql::load_file(sql)?);
         let engine = stream_sql.config(&settings.kafka_bootstrap(), &settings.state_dir);
-        lakehouse_streamsql::runtime::check_resumable(&engine, &plan).with_context(|| {
-            format!(
-                "{}: nothing was started (`lakectl up --reset-state` recomputes the tables)",
-                sql.display()
-            )
-        })?;
+        let changes = lakehouse_streamsql::runtime::pending_changes(&engine, &plan)
+            .with_context(|| format!("{}: nothing was started", sql.display()))?;
+        if !lakehouse_streamsql::statements::is_noop(&changes) {
+            print!(
+                "{}: {}",
+                sql.display(),
+                lakehouse_streamsql::statements::describe_changes(&changes)
+            );
+        }
         let prerequisites = check_prerequisites(settings)?;
         let backoff = Backoff::default();
         let mut stack = Stack {
@@ -108,6 +124,16 @@ impl Stack {
             api_url: None,
             metrics: None,
             started_at: chrono::Utc::now(),
+            statements: StatementFile {
+                path: sql.to_path_buf(),
+                text: std::fs::read_to_string(sql).unwrap_or_default(),
+                checked: Instant::now(),
+                engine: StreamSqlArgs {
+                    // A later change of the file keeps what still fits.
+                    reset_state: false,
+                    ..stream_sql.clone()
+                },
+            },
             _lock: lock,
         };
 
@@ -361,11 +387,70 @@ impl Stack {
             );
         }
         self.workers.check();
+        self.follow_statement_file();
         if restarted {
             // Status shows the old pid until this lands; the stack runs on regardless.
             if let Err(e) = self.stack_file().write(&self.settings.state_dir) {
                 tracing::warn!("cannot record the restarted process: {e:#}");
             }
+        }
+        self.write_registry();
+        Ok(())
+    }
+
+    /// Applies a changed statement file to the running stack: the engine
+    /// starts again on it (each statement keeps or rebuilds its own state,
+    /// see the stream SQL checkpoint) and the sinks take its streams and
+    /// tables (new lake folders, new warehouse tables). A file that does
+    /// not plan, or whose tables conflict with the warehouse's, is refused
+    /// with the reason and the stack runs on with the previous one.
+    fn follow_statement_file(&mut self) {
+        let file = &mut self.statements;
+        if file.checked.elapsed() < STATEMENT_FILE_CHECK {
+            return;
+        }
+        file.checked = Instant::now();
+        let Ok(text) = std::fs::read_to_string(&file.path) else {
+            return;
+        };
+        if text == file.text {
+            return;
+        }
+        file.text = text;
+        let path = file.path.display().to_string();
+        let applied = lakehouse_streamsql::load(&self.statements.text)
+            .map_err(anyhow::Error::from)
+            .and_then(|plan| self.apply_statements(Arc::new(plan)));
+        match applied {
+            Ok(()) => tracing::info!(file = %path, "the changed statement file is running"),
+            Err(e) => {
+                let message = format!(
+                    "{path} changed but is refused ({e:#}); still running the previous file"
+                );
+                tracing::error!("{message}");
+                self.workers.registry().record_error("stream-sql", &message);
+            }
+        }
+    }
+
+    fn apply_statements(&mut self, plan: Arc<Plan>) -> Result<()> {
+        let settings = &self.settings;
+        let engine_args = &self.statements.engine;
+        let engine = engine_args.config(&settings.kafka_bootstrap(), &settings.state_dir);
+        let changes = lakehouse_streamsql::runtime::pending_changes(&engine, &plan)?;
+        for line in lakehouse_streamsql::statements::describe_changes(&changes).lines() {
+            tracing::info!("statement file: {}", line.trim());
+        }
+        let url = settings
+            .warehouse_url()
+            .context("the warehouse has no URL yet")?;
+        // The warehouse schema first: a conflicting change replaces nothing.
+        let table_sink = jobs::table_sink(settings, &plan, &TableSinkArgs::from_env(), &url, true)
+            .map_err(anyhow::Error::msg)?;
+        let lake_sink = jobs::lake_sink(settings, &plan, &LakeSinkArgs::from_env())?;
+        let stream_sql = jobs::stream_sql(settings, plan, engine_args);
+        for job in [stream_sql, lake_sink, table_sink] {
+            self.workers.replace(job);
         }
         self.write_registry();
         Ok(())

@@ -762,13 +762,31 @@ fn the_stack_rides_out_a_broker_and_a_postgres_crash() {
     assert!(up.wait().unwrap().success());
 }
 
-/// A statement file whose tables changed cannot resume the engine's saved
-/// state: `up` says so before starting anything, and `up --reset-state`
-/// recomputes the tables from the start of the input.
+/// The statement file changed under a running stack: `stream-sql check`
+/// says what the change does statement by statement, and the stack applies
+/// it by itself within seconds, with no restart and no reset: the changed
+/// table is rebuilt from the start of the input on its own, a new table
+/// fills (a new warehouse table), and the unchanged tables keep their
+/// state and counts.
 #[test]
-fn a_changed_table_is_refused_before_anything_starts_and_reset_state_recomputes() {
+fn a_statement_file_changed_under_a_running_stack_rebuilds_only_what_changed() {
     let project = Project::new("changed_sql");
-    let mut up = project.up();
+    let product = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../producer/ksql_queries.sql"
+    ))
+    .unwrap();
+    let mine = project.dir.path().join("mine.sql");
+    std::fs::write(&mine, &product).unwrap();
+    let mine = mine.to_str().unwrap();
+    let mut up = project
+        .lakectl()
+        .args(["up", "--headless", "--sql", mine])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    project.wait_for(|s| s["stack"]["running"] == true && support::all_running(s));
     let out = project.run(&["produce", "--count", "120", "--seed", "3"]);
     assert!(
         out.status.success(),
@@ -776,44 +794,45 @@ fn a_changed_table_is_refused_before_anything_starts_and_reset_state_recomputes(
         String::from_utf8_lossy(&out.stderr)
     );
     project.wait_for(|s| warehouse_rows(s, "latest_status_par_transaction") == Some(120));
-    assert!(project.run(&["down"]).status.success());
-    up.wait().unwrap();
 
-    let product = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../producer/ksql_queries.sql"
-    ))
-    .unwrap();
     let changed = product.replace(
         "SELECT transaction_type, SUM(amount) AS total_amount, COUNT(*) AS transaction_count",
         "SELECT transaction_type, SUM(amount) AS total_amount, COUNT(*) AS transaction_count, MAX(amount) AS largest",
-    );
+    ) + "\nCREATE TABLE count_par_status AS SELECT status, COUNT(*) AS n FROM transactions_flat GROUP BY status;\n";
     assert_ne!(changed, product);
-    let mine = project.dir.path().join("mine.sql");
-    std::fs::write(&mine, changed).unwrap();
-    let mine = mine.to_str().unwrap();
-
-    let refused = project.run(&["up", "--headless", "--sql", mine]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    let stdout = String::from_utf8_lossy(&refused.stdout);
+    let proposed = project.dir.path().join("proposed.sql");
+    std::fs::write(&proposed, &changed).unwrap();
+    let check = project.run(&["stream-sql", "check", proposed.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    let line = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with("table") && l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {report}"))
+            .to_string()
+    };
     assert!(
-        stderr.contains("statement file changed")
-            && stderr.contains("--reset-state")
-            && stderr.contains("nothing was started"),
-        "{stderr}"
+        line("TOTAL_PAR_TRANSACTION_TYPE").contains("rebuilt"),
+        "{report}"
     );
-    assert!(!stdout.contains('✓'), "nothing started: {stdout}");
-    assert_eq!(project.status()["stack"]["running"], false);
+    assert!(line("COUNT_PAR_STATUS").contains("new"), "{report}");
+    assert!(
+        line("LATEST_STATUS_PAR_TRANSACTION").contains("unchanged"),
+        "{report}"
+    );
 
-    let mut up = project
-        .lakectl()
-        .args(["up", "--headless", "--sql", mine, "--reset-state"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    project.wait_for(|s| s["stack"]["running"] == true && support::all_running(s));
+    // A file that does not plan is refused; the stack runs on.
+    std::fs::write(mine, "CREATE TABLE broken AS SELECT nope FROM nowhere;").unwrap();
+    let refused = project.wait_for(|s| {
+        s["components"]["stream_sql"]["last_error"]
+            .to_string()
+            .contains("refused")
+    });
+    assert_eq!(refused["components"]["stream_sql"]["state"], "running");
+
+    // Applied by the running stack.
+    std::fs::write(mine, &changed).unwrap();
     // The changed table is recomputed from the whole input: its new column is filled.
     let largest = warehouse_number_eventually(
         &project,
@@ -821,21 +840,41 @@ fn a_changed_table_is_refused_before_anything_starts_and_reset_state_recomputes(
         |n| n >= 4.0,
     );
     assert!(largest >= 4.0);
-    let status = project.status();
-    assert_eq!(
-        warehouse_rows(&status, "latest_status_par_transaction"),
-        Some(120)
+    // The new table counts every input; the unchanged ones kept theirs.
+    let counted = warehouse_number_eventually(
+        &project,
+        "SELECT coalesce(sum(n), 0)::float8 FROM count_par_status",
+        |n| n >= 120.0,
     );
+    assert_eq!(counted, 120.0);
+    // More input reaches old and new tables alike.
+    let out = project.run(&["produce", "--count", "30", "--seed", "4"]);
+    assert!(out.status.success());
+    let counted = warehouse_number_eventually(
+        &project,
+        "SELECT coalesce(sum(n), 0)::float8 FROM count_par_status",
+        |n| n >= 150.0,
+    );
+    assert_eq!(counted, 150.0);
+    project.wait_for(|s| warehouse_rows(s, "latest_status_par_transaction") == Some(150));
     assert!(project.run(&["down"]).status.success());
     up.wait().unwrap();
 }
 
+/// `sql`'s number once `done` accepts it (or after a minute); until then
+/// the query may also fail (a table or column not created yet).
 fn warehouse_number_eventually(project: &Project, sql: &str, done: impl Fn(f64) -> bool) -> f64 {
     let started = std::time::Instant::now();
     loop {
-        let n = warehouse_number(project, sql);
-        if done(n) || started.elapsed() > std::time::Duration::from_secs(60) {
-            return n;
+        let n = lakehouse_testkit::block_on(async {
+            let mut conn = warehouse(project).await;
+            sqlx::query_scalar::<_, f64>(sql).fetch_one(&mut conn).await
+        });
+        let timed_out = started.elapsed() > std::time::Duration::from_secs(60);
+        match n {
+            Ok(n) if done(n) || timed_out => return n,
+            Err(e) if timed_out => panic!("{sql}: {e}"),
+            _ => {}
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
     }

@@ -6,9 +6,11 @@
 //! (Kafka in and out, checkpoints).
 
 pub mod ast;
+pub mod catchup;
 pub mod checkpoint;
 pub mod codec;
 pub mod decode;
+pub mod emit;
 pub mod engine;
 pub mod error;
 pub mod expr;
@@ -17,6 +19,7 @@ pub mod lexer;
 pub mod parser;
 pub mod plan;
 pub mod runtime;
+pub mod statements;
 pub mod types;
 pub mod value;
 

@@ -10,24 +10,23 @@
 //! its source position (`x-lakehouse-source`) so consumers drop replays.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lakehouse::kafka::{self, client_config, TopicSpec};
-use md5::{Digest, Md5};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
 
+use crate::catchup;
 use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::engine::{Engine, EngineCounters, InputRecord};
+use crate::emit::{self, Emitter};
+use crate::engine::{Engine, EngineCounters};
 use crate::plan::{Plan, Query};
-use crate::SOURCE_HEADER;
-use lakehouse::topics::SourcePosition;
+use crate::statements::{self, Change, StatementChange, StatementKind};
 
 /// Most records processed as one batch.
 const MAX_BATCH: usize = 2_000;
@@ -89,11 +88,7 @@ impl RuntimeError {
     /// Whether retrying cannot help: the checkpoint does not fit the
     /// statement file. Broker and storage trouble is worth waiting out.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            RuntimeError::Restore(_)
-                | RuntimeError::Checkpoint(CheckpointError::PlanChanged { .. })
-        )
+        matches!(self, RuntimeError::Restore(_))
     }
 }
 
@@ -104,23 +99,8 @@ pub struct RuntimeStats {
     pub records_out: AtomicU64,
     pub dead_letters: AtomicU64,
     pub checkpoints: AtomicU64,
-}
-
-struct DeliveryTracker {
-    failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryTracker {}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            *self.last_error.lock().expect("lock") = Some(e.to_string());
-        }
-    }
+    /// Set once a run asked to reset the state has reset it.
+    pub state_reset: AtomicBool,
 }
 
 /// Where the engine keeps its checkpoints.
@@ -130,35 +110,25 @@ pub fn checkpoint_path(config: &RuntimeConfig) -> PathBuf {
         .join(format!("{}.checkpoint.sqlite", config.app_id))
 }
 
-/// Refuses, before anything starts, a statement file whose tables differ
-/// from the checkpointed state (unless the state is to be reset).
-pub fn check_resumable(config: &RuntimeConfig, plan: &Plan) -> Result<(), CheckpointError> {
+/// What starting on `plan` would do to each statement's checkpointed
+/// state (empty when there is nothing to keep: no checkpoint, or a reset).
+/// Reads only; creates nothing.
+pub fn pending_changes(
+    config: &RuntimeConfig,
+    plan: &Plan,
+) -> Result<Vec<StatementChange>, CheckpointError> {
     if config.reset_state {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    CheckpointStore::check(&checkpoint_path(config), &state_fingerprint(plan))
+    let snapshot = CheckpointStore::peek(&checkpoint_path(config), plan)?;
+    Ok(changes_against(&snapshot, plan))
 }
 
-/// Identifies the table definitions whose state a checkpoint holds.
-pub fn state_fingerprint(plan: &Plan) -> String {
-    let mut hasher = Md5::new();
-    for q in &plan.queries {
-        if let Query::Table(t) = q {
-            let r = &plan.relations[t.output];
-            hasher.update(
-                format!(
-                    "{}|{:?}|{:?}|{:?}|{:?};",
-                    r.name, t.group_by, t.aggregates, t.window, t.filter
-                )
-                .as_bytes(),
-            );
-        }
+fn changes_against(snapshot: &crate::checkpoint::Snapshot, plan: &Plan) -> Vec<StatementChange> {
+    if !snapshot.has_positions {
+        return Vec::new();
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    statements::diff(&snapshot.statements, &statements::statement_hashes(plan))
 }
 
 /// Partition count of each relation's topic: its own PARTITIONS, else the
@@ -212,10 +182,47 @@ pub fn run(
         .iter()
         .map(|t| (t.name.clone(), t.partitions))
         .collect();
+    let producer = emit::producer(bootstrap)?;
+    let emitter = Emitter {
+        producer: &producer,
+        plan: &plan,
+        partitions_of: &partitions_of,
+        dlq_topic: &config.dlq_topic,
+    };
 
     let store_path = checkpoint_path(config);
-    let mut store =
-        CheckpointStore::open(&store_path, &state_fingerprint(&plan), config.reset_state)?;
+    let mut store = CheckpointStore::open(&store_path, &plan, config.reset_state)?;
+    if config.reset_state {
+        stats.state_reset.store(true, Ordering::Relaxed);
+    }
+    let changes = changes_against(&store.snapshot()?, &plan);
+    if !statements::is_noop(&changes) {
+        for c in changes.iter().filter(|c| c.change != Change::Unchanged) {
+            tracing::info!(
+                statement = %c.name,
+                kind = c.kind.as_str(),
+                change = ?c.change,
+                "statement file changed since the checkpoint"
+            );
+        }
+    }
+    let current = statements::statement_hashes(&plan);
+    let kept: HashSet<String> = changes
+        .iter()
+        .filter(|c| c.kind == StatementKind::Table && c.change == Change::Unchanged)
+        .map(|c| c.name.clone())
+        .collect();
+    if !changes.is_empty() && !statements::is_noop(&changes) {
+        let until = store.load()?.offsets;
+        let Some(caught_up) = catchup::catch_up(&plan, &changes, &until, config, &emitter, stop)?
+        else {
+            return Ok(EngineCounters::default());
+        };
+        store.adopt(&current, &kept, &caught_up.state, &caught_up.stream_times)?;
+    } else if changes.is_empty() {
+        // Nothing to keep: the whole file starts from the beginning.
+        store.adopt(&current, &HashSet::new(), &[], &[])?;
+    }
     let restored = store.load()?;
     let mut engine = Engine::new(Arc::clone(&plan));
     engine
@@ -247,41 +254,13 @@ pub fn run(
     }
     consumer.assign(&assignment)?;
 
-    let tracker = DeliveryTracker {
-        failures: AtomicU64::new(0),
-        last_error: Mutex::new(None),
-    };
-    let producer: ThreadedProducer<DeliveryTracker> = client_config(bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "false")
-        // Large batches: the output fans out to many topics, and fewer,
-        // bigger produce requests are what the broker handles best.
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "500000")
-        .set("message.timeout.ms", "600000")
-        .create_with_context(tracker)?;
-
     let mut last_checkpoint = Instant::now();
     let mut since_checkpoint = 0u64;
     let checkpoint = |engine: &mut Engine,
                       store: &mut CheckpointStore,
                       positions: &HashMap<(String, i32), i64>|
      -> Result<(), RuntimeError> {
-        producer
-            .flush(Duration::from_secs(120))
-            .map_err(|e| RuntimeError::Delivery(e.to_string()))?;
-        if producer.context().failures.load(Ordering::Relaxed) > 0 {
-            let e = producer
-                .context()
-                .last_error
-                .lock()
-                .expect("lock")
-                .clone()
-                .unwrap_or_default();
-            return Err(RuntimeError::Delivery(e));
-        }
+        emit::flush(&producer)?;
         engine.expire_windows();
         let changes = engine.take_changes();
         store.commit(positions, &changes, &engine.stream_times())?;
@@ -308,81 +287,17 @@ pub fn run(
             }
             wait = Duration::from_millis(2);
         }
-        let inputs: Vec<InputRecord<'_>> = batch
-            .iter()
-            .map(|m| InputRecord {
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis().unwrap_or(0),
-                key: m.key(),
-                value: m.payload(),
-            })
-            .collect();
+        let inputs = emit::inputs(&batch);
         let results = engine.process_batch(&inputs, threads);
         for (i, (input, message)) in inputs.iter().zip(&batch).enumerate() {
-            let source =
-                SourcePosition::new(input.topic, input.partition, input.offset).to_string();
-            for out in results.outputs(i) {
-                let relation = &plan.relations[out.relation];
-                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&relation.topic)
-                    .timestamp(out.timestamp)
-                    .headers(OwnedHeaders::new().insert(Header {
-                        key: SOURCE_HEADER,
-                        value: Some(&source),
-                    }));
-                if let Some(k) = &out.key {
-                    record = record.key(k.as_slice());
-                }
-                if let Some(v) = &out.value {
-                    record = record.payload(v.as_slice());
-                }
-                if let Some(p) = out.partition {
-                    let n = partitions_of.get(&relation.topic).copied().unwrap_or(1);
-                    record = record.partition(p.rem_euclid(n));
-                }
-                send(&producer, record)?;
-            }
-            for d in results.dead(i) {
-                let mut headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: SOURCE_HEADER,
-                        value: Some(&source),
-                    })
-                    .insert(Header {
-                        key: "x-lakehouse-dlq-stream",
-                        value: Some(&d.stream),
-                    })
-                    .insert(Header {
-                        key: "x-lakehouse-dlq-reason",
-                        value: Some(&d.reason),
-                    });
-                if let Some(h) = message.headers() {
-                    for h in h.iter() {
-                        headers = headers.insert(Header {
-                            key: h.key,
-                            value: h.value,
-                        });
-                    }
-                }
-                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&config.dlq_topic)
-                    .headers(headers)
-                    .timestamp(input.timestamp);
-                if let Some(k) = input.key {
-                    record = record.key(k);
-                }
-                if let Some(v) = input.value {
-                    record = record.payload(v);
-                }
-                send(&producer, record)?;
-            }
+            let sent = emitter.send_results(input, message, &results, i, |_| true, |_| true)?;
             stats.records_in.fetch_add(1, Ordering::Relaxed);
             stats
                 .records_out
-                .fetch_add(results.output_count(i) as u64, Ordering::Relaxed);
+                .fetch_add(sent.outputs as u64, Ordering::Relaxed);
             stats
                 .dead_letters
-                .fetch_add(results.dead(i).len() as u64, Ordering::Relaxed);
+                .fetch_add(sent.dead as u64, Ordering::Relaxed);
             positions.insert((input.topic.to_string(), input.partition), input.offset + 1);
             since_checkpoint += 1;
         }
@@ -398,22 +313,6 @@ pub fn run(
     }
     checkpoint(&mut engine, &mut store, &positions)?;
     Ok(engine.counters())
-}
-
-fn send<C: ProducerContext<DeliveryOpaque = ()>>(
-    producer: &ThreadedProducer<C>,
-    mut record: BaseRecord<'_, [u8], [u8]>,
-) -> Result<(), RuntimeError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(RuntimeError::Client(e)),
-        }
-    }
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

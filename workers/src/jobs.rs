@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lakehouse::postgres::redact_url;
 use lakehouse::Settings;
-use lakehouse_streamsql::runtime::{self, RuntimeConfig, RuntimeStats};
+use lakehouse_streamsql::runtime::{self, RuntimeStats};
 use lakehouse_streamsql::Plan;
 
 use crate::lake::{landed_topics, LakeSink, LakeSinkArgs, LakeSinkStats};
@@ -77,17 +77,7 @@ pub fn stream_sql(settings: &Settings, plan: Arc<Plan>, args: &StreamSqlArgs) ->
             let mut config = config.clone();
             config.reset_state = reset_pending.load(Ordering::Relaxed);
             let result = runtime::run(Arc::clone(&plan), &config, stop, &stats);
-            if config.reset_state
-                && runtime::checkpoint_path(&config).exists()
-                && runtime::check_resumable(
-                    &RuntimeConfig {
-                        reset_state: false,
-                        ..config.clone()
-                    },
-                    &plan,
-                )
-                .is_ok()
-            {
+            if stats.state_reset.load(Ordering::Relaxed) {
                 reset_pending.store(false, Ordering::Relaxed);
             }
             result.map(drop).map_err(|e| Failure {

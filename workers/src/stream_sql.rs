@@ -5,9 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use lakehouse_streamsql::runtime::{self, RuntimeConfig};
+use lakehouse_streamsql::{statements, Plan};
 
+/// Which engine's checkpoint: its consumer group and checkpoint name.
 #[derive(Debug, Clone, clap::Args)]
-pub struct StreamSqlArgs {
+pub struct AppIdArg {
     /// Consumer group and checkpoint name.
     #[arg(
         long,
@@ -15,6 +17,12 @@ pub struct StreamSqlArgs {
         default_value = "lakehouse_stream_sql"
     )]
     pub app_id: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamSqlArgs {
+    #[command(flatten)]
+    pub app: AppIdArg,
     /// Topic for records that cannot be decoded.
     #[arg(long, env = "LAKEHOUSE_STREAM_SQL_DLQ_TOPIC", default_value = runtime::DEFAULT_DLQ_TOPIC)]
     pub dlq_topic: String,
@@ -25,7 +33,9 @@ pub struct StreamSqlArgs {
         default_value_t = 500
     )]
     pub checkpoint_ms: u64,
-    /// Forget checkpointed table state (needed when the file's tables changed).
+    /// Forget every statement's checkpointed state and position and
+    /// recompute the whole file from the start of the input (a changed file
+    /// does not need it: each statement keeps or rebuilds its own state).
     #[arg(long, env = "LAKEHOUSE_STREAM_SQL_RESET_STATE")]
     pub reset_state: bool,
     /// Threads per batch: 2 pipelines decoding and streams with the
@@ -41,12 +51,44 @@ impl StreamSqlArgs {
 
     /// The engine's configuration against `bootstrap`, checkpointing under `state_dir`.
     pub fn config(&self, bootstrap: &str, state_dir: &Path) -> RuntimeConfig {
-        let mut config = RuntimeConfig::new(bootstrap, state_dir.join("stream-sql"));
-        config.app_id = self.app_id.clone();
+        let mut config = RuntimeConfig::new(bootstrap, engine_state_dir(state_dir));
+        config.app_id = self.app.app_id.clone();
         config.dlq_topic = self.dlq_topic.clone();
         config.checkpoint_interval = Duration::from_millis(self.checkpoint_ms);
         config.reset_state = self.reset_state;
         config.threads = self.threads;
         config
     }
+}
+
+/// Where the engine keeps its checkpoints under the stack's state folder.
+pub fn engine_state_dir(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("stream-sql")
+}
+
+/// What `stream-sql check` prints: the plan and, in text, what starting
+/// on it would do to the checkpoint of engine `app` under `state_dir`
+/// (which statements keep their state, which are built or rebuilt, which
+/// stop). Nothing is changed.
+pub fn check_report(plan: &Plan, json: bool, state_dir: &Path, app: &AppIdArg) -> String {
+    let report = lakehouse_streamsql::plan::check_report(plan, json);
+    if json {
+        return report;
+    }
+    let mut config = RuntimeConfig::new("", engine_state_dir(state_dir));
+    config.app_id = app.app_id.clone();
+    let path = runtime::checkpoint_path(&config);
+    let against = match runtime::pending_changes(&config, plan) {
+        Ok(changes) if changes.is_empty() => format!(
+            "no checkpoint with positions at {}: every statement starts from the beginning\n",
+            path.display()
+        ),
+        Ok(changes) => format!(
+            "{}: {}",
+            path.display(),
+            statements::describe_changes(&changes)
+        ),
+        Err(e) => format!("{}: cannot be read ({e})\n", path.display()),
+    };
+    format!("{report}\n{against}")
 }

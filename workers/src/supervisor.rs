@@ -201,6 +201,24 @@ impl Supervisor {
         self.workers.push(worker);
     }
 
+    /// Stops the worker of `job`'s name (it finishes what it holds) and
+    /// runs `job` in its place; starts it if there was none.
+    pub fn replace(&mut self, job: Job) {
+        let Some(worker) = self.workers.iter_mut().find(|w| w.job.name == job.name) else {
+            return self.start(job);
+        };
+        worker.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = worker.thread.take() {
+            let _ = thread.join();
+        }
+        self.registry.register(job.name, job.counters.clone());
+        worker.job = job;
+        worker.stop = Arc::new(AtomicBool::new(false));
+        worker.schedule = RestartSchedule::default();
+        worker.failed = false;
+        worker.spawn(&self.registry);
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.workers.iter().any(|w| w.job.name == name)
     }

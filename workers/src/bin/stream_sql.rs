@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use lakehouse::{ConfigArgs, ConfigFileArg, KafkaArgs, LogDirArg, StateDirArg};
-use lakehouse_workers::stream_sql::StreamSqlArgs;
+use lakehouse_workers::stream_sql::{check_report, AppIdArg, StreamSqlArgs};
 
 // Many small allocations per record; mimalloc measured ~20% faster than glibc's here.
 #[global_allocator]
@@ -24,13 +24,19 @@ struct Cli {
 // Parsed once per process: the size of a variant does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Command {
-    /// Validate the file and print the plan: every stream and table with its columns, types, key and topic.
+    /// Validate the file and print the plan: every stream and table with its columns, types, key and topic, then what running it would do to the checkpointed state (kept, built, rebuilt, dropped).
     Check {
         /// Statement file (e.g. producer/ksql_queries.sql).
         file: PathBuf,
-        /// Print the catalog as JSON instead.
+        /// Print the catalog as JSON instead (without the checkpoint comparison).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        app: AppIdArg,
+        #[command(flatten)]
+        file_arg: ConfigFileArg,
+        #[command(flatten)]
+        state: StateDirArg,
     },
     /// Run the engine until SIGTERM or Ctrl-C.
     Run {
@@ -61,9 +67,21 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Check { file, json } => {
+        Command::Check {
+            file,
+            json,
+            app,
+            file_arg,
+            state,
+        } => {
+            let settings = ConfigArgs {
+                file: file_arg,
+                state,
+                ..Default::default()
+            }
+            .resolve()?;
             let plan = lakehouse_streamsql::load_file(&file)?;
-            println!("{}", lakehouse_streamsql::plan::check_report(&plan, json));
+            println!("{}", check_report(&plan, json, &settings.state_dir, &app));
             Ok(())
         }
         Command::Run {

@@ -1,0 +1,241 @@
+//! A statement file changed under a running system, against a real broker:
+//! unchanged statements keep their state and position (their topics get no
+//! record twice), a new table and a new stream are built from the start of
+//! the input, a changed table is rebuilt on its own (keys it no longer
+//! produces are tombstoned), a removed table stops; `stream-sql check` says
+//! all of it before it happens. The changed engine is killed with SIGKILL
+//! during its catch-up and started again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
+use lakehouse_testkit::{block_on, read_topic, terminate, wait_until_consumed, Broker, ScratchDir};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const BEFORE: &str = "
+CREATE STREAM t (id VARCHAR, amount BIGINT, kind VARCHAR)
+  WITH (KAFKA_TOPIC='changes_in', VALUE_FORMAT='JSON');
+CREATE STREAM big AS SELECT * FROM t WHERE amount >= 50;
+CREATE TABLE per_kind AS SELECT kind, SUM(amount) AS total FROM t GROUP BY kind;
+CREATE TABLE big_per_kind AS SELECT kind, COUNT(*) AS n FROM big GROUP BY kind;
+CREATE TABLE gone AS SELECT kind, MAX(amount) AS top FROM t GROUP BY kind;
+";
+
+/// BEFORE with: per_kind unchanged (moved, with a comment), big_per_kind
+/// changed (no longer counts kind c), gone removed, a new table and a new
+/// stream.
+const AFTER: &str = "
+-- the same source, moved down a line
+CREATE STREAM t (id VARCHAR, amount BIGINT, kind VARCHAR)
+  WITH (KAFKA_TOPIC='changes_in', VALUE_FORMAT='JSON');
+
+CREATE STREAM big AS SELECT * FROM t WHERE amount >= 50;
+CREATE TABLE per_kind AS SELECT kind, SUM(amount) AS total FROM t GROUP BY kind;
+CREATE TABLE big_per_kind AS SELECT kind, COUNT(*) AS n FROM big WHERE kind <> 'c' GROUP BY kind;
+CREATE TABLE n_per_kind AS SELECT kind, COUNT(*) AS n FROM t GROUP BY kind;
+CREATE STREAM huge AS SELECT id, amount FROM t WHERE amount >= 90;
+";
+
+const KINDS: [&str; 3] = ["a", "b", "c"];
+
+fn record(i: u64) -> (String, u64, &'static str) {
+    (format!("r{i}"), (i * 37) % 100, KINDS[(i % 3) as usize])
+}
+
+fn produce(bootstrap: &str, range: std::ops::Range<u64>) {
+    let producer: BaseProducer = client_config(bootstrap).create().unwrap();
+    for i in range {
+        let (id, amount, kind) = record(i);
+        let value = format!(r#"{{"id":"{id}","amount":{amount},"kind":"{kind}"}}"#);
+        let mut r: BaseRecord<'_, str, str> = BaseRecord::to("changes_in")
+            .payload(value.as_str())
+            .key(id.as_str());
+        loop {
+            match producer.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn engine(bootstrap: &str, dir: &Path, sql: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_stream-sql"))
+        .args(["run", sql.to_str().unwrap(), "--checkpoint-ms", "200"])
+        .env("LAKEHOUSE_KAFKA_BOOTSTRAP", bootstrap)
+        .env("LAKEHOUSE_STATE_DIR", dir.join("state"))
+        .env("LAKEHOUSE_LOG_DIR", dir.join("log"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start stream-sql")
+}
+
+fn run_until_consumed(bootstrap: &str, dir: &Path, sql: &Path) {
+    let mut child = engine(bootstrap, dir, sql);
+    wait_until_consumed(
+        bootstrap,
+        "lakehouse_stream_sql",
+        "changes_in",
+        Duration::from_secs(120),
+    );
+    // One more checkpoint interval so that the last outputs are flushed.
+    std::thread::sleep(Duration::from_millis(600));
+    terminate(&child);
+    assert!(child.wait().unwrap().success(), "graceful stop");
+}
+
+fn check(dir: &Path, sql: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-sql"))
+        .args(["check", sql.to_str().unwrap()])
+        .env("LAKEHOUSE_STATE_DIR", dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The last value per key of a table's topic (`None`: tombstoned).
+fn final_values(bootstrap: &str, topic: &str) -> BTreeMap<String, Option<serde_json::Value>> {
+    read_topic(bootstrap, topic)
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.expect("table records have keys")).unwrap(),
+                r.value.map(|v| serde_json::from_slice(&v).unwrap()),
+            )
+        })
+        .collect()
+}
+
+fn line_of<'a>(report: &'a str, name: &str) -> &'a str {
+    let against = report
+        .split("against the checkpoint")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a comparison in\n{report}"));
+    against
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("{name} in\n{report}"))
+}
+
+#[test]
+fn a_changed_file_keeps_unchanged_state_builds_new_statements_and_rebuilds_changed_ones() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    block_on(ensure_topics(
+        &bootstrap,
+        &[TopicSpec::new("changes_in", 2)],
+    ))
+    .unwrap();
+    let dir = ScratchDir::new("stream-sql-changes");
+    let before = dir.path().join("before.sql");
+    let after = dir.path().join("after.sql");
+    std::fs::write(&before, BEFORE).unwrap();
+    std::fs::write(&after, AFTER).unwrap();
+
+    assert!(check(dir.path(), &before).contains("every statement starts from the beginning"));
+    produce(&bootstrap, 0..1_500);
+    run_until_consumed(&bootstrap, dir.path(), &before);
+    let per_kind_records_before = read_topic(&bootstrap, "PER_KIND").len();
+    assert_eq!(per_kind_records_before, 1_500, "one update per input");
+    assert!(check(dir.path(), &before).contains("no change"));
+
+    let report = check(dir.path(), &after);
+    assert!(
+        line_of(&report, "PER_KIND").contains("unchanged"),
+        "{report}"
+    );
+    assert!(line_of(&report, "BIG").contains("unchanged"), "{report}");
+    assert!(line_of(&report, "T").contains("unchanged"), "{report}");
+    assert!(
+        line_of(&report, "BIG_PER_KIND").contains("rebuilt"),
+        "{report}"
+    );
+    assert!(line_of(&report, "N_PER_KIND").contains("new"), "{report}");
+    assert!(line_of(&report, "HUGE").contains("new"), "{report}");
+    assert!(line_of(&report, "GONE").contains("removed"), "{report}");
+
+    // The changed file, killed during its catch-up, then run to the end
+    // while more input arrives.
+    let mut first = engine(&bootstrap, dir.path(), &after);
+    std::thread::sleep(Duration::from_millis(1_500));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    produce(&bootstrap, 1_500..2_400);
+    run_until_consumed(&bootstrap, dir.path(), &after);
+    assert!(check(dir.path(), &after).contains("no change"));
+
+    let all: Vec<(String, u64, &str)> = (0..2_400).map(record).collect();
+    let reference = |keep: &dyn Fn(u64, &str) -> bool, sum: bool| {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, amount, kind) in &all {
+            if keep(*amount, kind) {
+                *out.entry(kind.to_string()).or_default() += if sum { *amount } else { 1 };
+            }
+        }
+        out
+    };
+    let as_numbers = |values: BTreeMap<String, Option<serde_json::Value>>, column: &str| {
+        values
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v[column].as_u64().unwrap())))
+            .collect::<BTreeMap<String, u64>>()
+    };
+
+    // Unchanged: its state carried on (totals over all the input) and it
+    // wrote nothing twice (one update per input, no catch-up).
+    assert_eq!(
+        as_numbers(final_values(&bootstrap, "PER_KIND"), "TOTAL"),
+        reference(&|_, _| true, true)
+    );
+    assert_eq!(read_topic(&bootstrap, "PER_KIND").len(), 2_400);
+    // New: built from the start of the input.
+    assert_eq!(
+        as_numbers(final_values(&bootstrap, "N_PER_KIND"), "N"),
+        reference(&|_, _| true, false)
+    );
+    // Rebuilt: the new definition over all the input; kind c, which it no
+    // longer produces, is tombstoned.
+    let rebuilt = final_values(&bootstrap, "BIG_PER_KIND");
+    assert_eq!(rebuilt.get("c"), Some(&None), "{rebuilt:?}");
+    assert_eq!(
+        as_numbers(rebuilt, "N"),
+        reference(&|amount, kind| amount >= 50 && kind != "c", false)
+    );
+    // A new stream: every qualifying input once by source position, the
+    // replays of the killed catch-up included only as duplicates.
+    let huge = read_topic(&bootstrap, "HUGE");
+    let positions: BTreeSet<String> = huge.iter().map(|r| r.source.clone().unwrap()).collect();
+    let expected: BTreeSet<String> = read_topic(&bootstrap, "changes_in")
+        .into_iter()
+        .filter(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_ref().unwrap()).unwrap();
+            v["amount"].as_u64().unwrap() >= 90
+        })
+        .map(|r| r.position)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(positions, expected);
+    // Unchanged stream: each input once, no catch-up copy.
+    let big = read_topic(&bootstrap, "BIG");
+    assert_eq!(
+        big.len(),
+        all.iter().filter(|(_, amount, _)| *amount >= 50).count()
+    );
+    // Removed: it stopped (nothing after the first run's records).
+    assert_eq!(read_topic(&bootstrap, "GONE").len(), 1_500);
+}
