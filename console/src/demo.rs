@@ -43,8 +43,7 @@ pub fn producer_job(settings: &Settings, rate: f64) -> Job {
             Counters {
                 records_in: delivered,
                 records_out: delivered,
-                bytes_out: 0,
-                dead_letters: 0,
+                ..Counters::default()
             }
         })
     };

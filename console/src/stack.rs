@@ -439,7 +439,7 @@ impl Stack {
         let engine = engine_args.config(&settings.kafka_bootstrap(), &settings.state_dir);
         let changes = lakehouse_streamsql::runtime::pending_changes(&engine, &plan)?;
         for line in lakehouse_streamsql::statements::describe_changes(&changes).lines() {
-            tracing::info!("statement file: {}", line.trim());
+            tracing::info!(change = line.trim(), "statement file");
         }
         let url = settings
             .warehouse_url()
@@ -496,7 +496,7 @@ fn keep_process_alive(
     if !schedule.is_pending() {
         let delay = schedule.failed(now, backoff);
         let error = format!("exited ({status})");
-        tracing::error!("{name} {error}; restarting it in {delay:?}");
+        tracing::error!(component = name, %error, delay_ms = delay.as_millis() as u64, "stopped; restarting it with backoff");
         registry.restarting(name, &error, schedule.attempt, delay);
         return false;
     }
@@ -506,7 +506,7 @@ fn keep_process_alive(
     registry.count_restart(name);
     match restart() {
         Ok(()) => {
-            tracing::info!("{name} restarted");
+            tracing::info!(component = name, "restarted");
             schedule.started(now);
             registry.set_state(
                 name,
@@ -518,7 +518,7 @@ fn keep_process_alive(
         }
         Err(e) => {
             let delay = schedule.failed(now, backoff);
-            tracing::error!("{name} did not restart ({e}); trying again in {delay:?}");
+            tracing::error!(component = name, error = %e, delay_ms = delay.as_millis() as u64, "did not restart; trying again with backoff");
             registry.restarting(name, &e, schedule.attempt, delay);
             false
         }

@@ -178,8 +178,8 @@ fn each_command_lists_only_the_flags_it_uses_each_described() {
         ),
         (
             &["stream-sql", "check"],
-            &["--json"],
-            &["--config", "--kafka-port"],
+            &["--json", "--state-dir", "--app-id"],
+            &["--kafka-port", "--postgres-url", "--data-lake-dir"],
         ),
         (
             &["user", "add"],

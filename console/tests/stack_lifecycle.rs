@@ -295,6 +295,24 @@ fn up_produce_down_and_state_survives_a_restart() {
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(flat_in >= 500, "{metrics}");
+    // The sinks' lag and landing latency: everything produced has landed,
+    // so the lag is small, and the latency was measured.
+    let gauge = |name: &str, component: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!(r#"{name}{{component="{component}"}}"#)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    for sink in ["lake-sink", "table-sink"] {
+        let lag = gauge("lakehouse_consumer_lag_records", sink);
+        assert!(
+            lag.is_some_and(|l| (0..500).contains(&l)),
+            "{sink}: {metrics}"
+        );
+        let latency = gauge("lakehouse_landing_latency_milliseconds", sink);
+        assert!(latency.is_some_and(|l| l >= 0), "{sink}: {metrics}");
+    }
     let health: Value = ureq::get(&metrics_url.replace("/metrics", "/health"))
         .call()
         .unwrap()

@@ -91,7 +91,10 @@ pub fn catch_up(
     let mut assignment = TopicPartitionList::new();
     let mut remaining = 0usize;
     for ((topic, partition), &next) in until {
-        if next > 0 {
+        // Nothing to read where the checkpoint is at the start, or where
+        // the records before it are no longer kept.
+        let (low, _) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))?;
+        if next > low {
             assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
             remaining += 1;
         }

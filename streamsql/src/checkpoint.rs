@@ -393,3 +393,123 @@ fn legacy_fingerprint(plan: &Plan) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statements::{diff, Change};
+
+    const FILE: &str = "
+        CREATE STREAM t (id VARCHAR, amount DOUBLE, kind VARCHAR) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');
+        CREATE TABLE per_kind AS SELECT kind, SUM(amount) AS total FROM t GROUP BY kind;
+        CREATE TABLE n_per_kind AS SELECT kind, COUNT(*) AS n FROM t GROUP BY kind;
+    ";
+
+    /// A store as written before state was kept per statement.
+    fn legacy_store(path: &Path, fingerprint: &str) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                 next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition));
+             CREATE TABLE state (tbl INTEGER NOT NULL, grp BLOB NOT NULL,
+                 window_start INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY (tbl, grp, window_start));
+             CREATE TABLE stream_time (tbl INTEGER PRIMARY KEY, t INTEGER NOT NULL);
+             INSERT INTO offsets VALUES ('t', 0, 42);
+             INSERT INTO state VALUES (1, x'01', 0, x'02');
+             INSERT INTO stream_time VALUES (1, 7);",
+        )
+        .unwrap();
+        conn.execute("INSERT INTO meta VALUES ('fingerprint', ?1)", [fingerprint])
+            .unwrap();
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "lakehouse-checkpoint-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("store.sqlite")
+    }
+
+    #[test]
+    fn a_legacy_store_of_the_same_tables_keeps_every_table_by_name() {
+        let plan = crate::load(FILE).unwrap();
+        let path = scratch("legacy-same");
+        legacy_store(&path, &legacy_fingerprint(&plan));
+        let peeked = CheckpointStore::peek(&path, &plan).unwrap();
+        assert!(peeked.has_positions);
+        let store = CheckpointStore::open(&path, &plan, false).unwrap();
+        let snapshot = store.snapshot().unwrap();
+        assert_eq!(peeked.statements, snapshot.statements);
+        let changes = diff(&snapshot.statements, &statement_hashes(&plan));
+        assert!(
+            changes.iter().all(|c| c.change == Change::Unchanged),
+            "{changes:?}"
+        );
+        let restored = store.load().unwrap();
+        assert_eq!(restored.offsets[&("t".to_string(), 0)], 42);
+        assert_eq!(restored.state.len(), 1);
+        assert_eq!(restored.state[0].table, 1, "N_PER_KIND, the second table");
+        assert_eq!(restored.stream_times, vec![0, 7]);
+    }
+
+    #[test]
+    fn a_legacy_store_of_other_tables_rebuilds_the_tables_and_keeps_the_streams() {
+        let plan = crate::load(FILE).unwrap();
+        let path = scratch("legacy-other");
+        legacy_store(&path, "another file");
+        let store = CheckpointStore::open(&path, &plan, false).unwrap();
+        let changes = diff(
+            &store.snapshot().unwrap().statements,
+            &statement_hashes(&plan),
+        );
+        for c in changes {
+            let expected = if c.kind == StatementKind::Table {
+                Change::New
+            } else {
+                Change::Unchanged
+            };
+            assert_eq!(c.change, expected, "{}", c.name);
+        }
+        assert!(store.load().unwrap().state.is_empty());
+    }
+
+    #[test]
+    fn adopt_drops_the_state_of_removed_and_rebuilt_tables_only() {
+        let plan = crate::load(FILE).unwrap();
+        let path = scratch("adopt");
+        let mut store = CheckpointStore::open(&path, &plan, false).unwrap();
+        let change = |table: usize, group: u8| StateChange {
+            table,
+            group: vec![group],
+            window_start: 0,
+            value: Some(vec![group]),
+        };
+        let offsets = HashMap::from([(("t".to_string(), 0), 10)]);
+        store
+            .commit(&offsets, &[change(0, 1), change(1, 2)], &[3, 4])
+            .unwrap();
+        let kept = HashSet::from(["PER_KIND".to_string()]);
+        store
+            .adopt(
+                &statement_hashes(&plan),
+                &kept,
+                &[change(1, 9)],
+                &[("N_PER_KIND".to_string(), 5)],
+            )
+            .unwrap();
+        let restored = store.load().unwrap();
+        let mut groups: Vec<(usize, Vec<u8>)> = restored
+            .state
+            .iter()
+            .map(|c| (c.table, c.group.clone()))
+            .collect();
+        groups.sort();
+        assert_eq!(groups, vec![(0, vec![1]), (1, vec![9])]);
+        assert_eq!(restored.stream_times, vec![3, 5]);
+        assert_eq!(restored.offsets[&("t".to_string(), 0)], 10);
+    }
+}

@@ -69,6 +69,7 @@ pub fn stream_sql(settings: &Settings, plan: Arc<Plan>, args: &StreamSqlArgs) ->
             records_out: counters.records_out.load(Ordering::Relaxed),
             bytes_out: 0,
             dead_letters: counters.dead_letters.load(Ordering::Relaxed),
+            ..Counters::default()
         })),
         body: Arc::new(move |stop| {
             // --reset-state forgets the state once: a restart after a
@@ -99,7 +100,7 @@ pub fn lake_sink(settings: &Settings, plan: &Plan, args: &LakeSinkArgs) -> Resul
         Assignment::Group,
     );
     let stats = Arc::new(LakeSinkStats::default());
-    let runner_stats = Arc::new(RunnerStats::default());
+    let runner_stats = Arc::new(RunnerStats::new());
     let summary = format!(
         "{} topics into {} (group {})",
         topics.len(),
@@ -115,6 +116,8 @@ pub fn lake_sink(settings: &Settings, plan: &Plan, args: &LakeSinkArgs) -> Resul
             records_out: counters.landed_rows.load(Ordering::Relaxed),
             bytes_out: counters.bytes_written.load(Ordering::Relaxed),
             dead_letters: counters.dead_lettered.load(Ordering::Relaxed),
+            lag: consumed.lag(),
+            latency_ms: consumed.latency_ms(),
         })),
         body: Arc::new(move |stop| {
             let sink = LakeSink::new(config.clone(), topics.clone(), Arc::clone(&stats));
@@ -143,7 +146,7 @@ pub fn table_sink(
         args.assignment,
     );
     let stats = Arc::new(TableSinkStats::default());
-    let runner_stats = Arc::new(RunnerStats::default());
+    let runner_stats = Arc::new(RunnerStats::new());
     let summary = format!(
         "{} tables into {} (group {})",
         tables.len(),
@@ -155,7 +158,7 @@ pub fn table_sink(
         let (sink, changes) = TableSink::connect(config.clone(), tables.clone(), Arc::clone(stats))
             .map_err(sink_failure)?;
         for change in &changes {
-            tracing::info!("warehouse: {change}");
+            tracing::info!(%change, "warehouse schema changed");
         }
         Ok::<_, Failure>(sink)
     };
@@ -174,6 +177,8 @@ pub fn table_sink(
             records_out: counters.rows_written.load(Ordering::Relaxed),
             bytes_out: 0,
             dead_letters: counters.dead_lettered.load(Ordering::Relaxed),
+            lag: consumed.lag(),
+            latency_ms: consumed.latency_ms(),
         })),
         body: Arc::new(move |stop| {
             let connected = first_run.lock().ok().and_then(|mut s| s.take());

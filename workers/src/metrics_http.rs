@@ -1,6 +1,7 @@
 //! Health and Prometheus metrics over HTTP, read from the same registry
 //! `lakectl status` reads: `GET /metrics` (each component's state, restarts,
-//! records in and out, bytes written, dead letters) and `GET /health` (the
+//! records in and out, bytes written, dead letters, and for the sinks their
+//! consumer lag and landing latency) and `GET /health` (the
 //! components as JSON; 503 while one is not running). A worker binary serves
 //! its own with `--metrics-listen`; `lakectl up` serves the whole stack's.
 
@@ -83,6 +84,18 @@ pub fn render(snapshot: &[ComponentSnapshot]) -> String {
         "Records dead-lettered with their reason",
         dead_letters.clone(),
     );
+    let lag = Family::<ComponentLabel, Gauge>::default();
+    let latency = Family::<ComponentLabel, Gauge>::default();
+    registry.register(
+        "lakehouse_consumer_lag_records",
+        "Records in the component's assigned partitions not yet read",
+        lag.clone(),
+    );
+    registry.register(
+        "lakehouse_landing_latency_milliseconds",
+        "Age of the newest record of the last durable write, from its record timestamp",
+        latency.clone(),
+    );
     for component in snapshot {
         let label = ComponentLabel {
             component: component.name.clone(),
@@ -101,6 +114,12 @@ pub fn render(snapshot: &[ComponentSnapshot]) -> String {
         dead_letters
             .get_or_create(&label)
             .inc_by(counters.dead_letters);
+        if let Some(l) = counters.lag {
+            lag.get_or_create(&label).set(l);
+        }
+        if let Some(l) = counters.latency_ms {
+            latency.get_or_create(&label).set(l);
+        }
     }
     let mut text = String::new();
     encode(&mut text, &registry).expect("writing to a String");
@@ -227,6 +246,8 @@ mod tests {
                 records_out: 10,
                 bytes_out: 2048,
                 dead_letters: 2,
+                lag: Some(5),
+                latency_ms: Some(340),
             })),
         );
         registry.set_state(
@@ -246,6 +267,8 @@ mod tests {
             r#"lakehouse_records_out_total{component="lake-sink"} 10"#,
             r#"lakehouse_bytes_out_total{component="lake-sink"} 2048"#,
             r#"lakehouse_dead_letters_total{component="lake-sink"} 2"#,
+            r#"lakehouse_consumer_lag_records{component="lake-sink"} 5"#,
+            r#"lakehouse_landing_latency_milliseconds{component="lake-sink"} 340"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -21,6 +21,15 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Records it dead-lettered.
     pub dead_letters: u64,
+    /// Consumers: records in its assigned partitions not yet landed and
+    /// committed (high watermark minus committed offset, from the client's
+    /// statistics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// Sinks: age of the newest record of the last durable write (its
+    /// record timestamp to the moment it was durable), milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<i64>,
 }
 
 /// Reads a worker's counters from its own stats.

@@ -231,7 +231,7 @@ impl Supervisor {
             let name = worker.job.name;
             if let Some(failure) = worker.ended() {
                 if failure.permanent {
-                    tracing::error!("{name} stopped and will not be restarted: {failure}");
+                    tracing::error!(component = name, error = %failure, "stopped and will not be restarted");
                     worker.failed = true;
                     self.registry.record_error(name, &failure.message);
                     self.registry
@@ -239,13 +239,13 @@ impl Supervisor {
                 } else {
                     let delay = worker.schedule.failed(now, &self.backoff);
                     let attempt = worker.schedule.attempt;
-                    tracing::warn!("{name} failed ({failure}); restart {attempt} in {delay:?}");
+                    tracing::warn!(component = name, error = %failure, attempt, delay_ms = delay.as_millis() as u64, "failed; restarting with backoff");
                     self.registry
                         .restarting(name, &failure.message, attempt, delay);
                 }
             }
             if worker.thread.is_none() && !worker.failed && worker.schedule.due(now) {
-                tracing::info!("{name}: restarting from its durable position");
+                tracing::info!(component = name, "restarting from its durable position");
                 self.registry.count_restart(name);
                 worker.spawn(&self.registry);
             }

@@ -258,7 +258,7 @@ impl Sink for LakeSink {
                 assigned.committed,
             )?;
             for path in &recovered.removed {
-                tracing::info!("removed {} left by an interrupted writer", path.display());
+                tracing::info!(path = %path.display(), "removed a file left by an interrupted writer");
             }
             self.owned.insert(
                 (topic, tp.partition),

@@ -3,13 +3,14 @@
 //! partitions opened and closed through the sink on every rebalance.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Headers, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -67,6 +68,32 @@ pub struct RunnerStats {
     pub committed_positions: AtomicU64,
     pub rebalances: AtomicU64,
     pub owned_partitions: AtomicU64,
+    /// Records in the assigned partitions not yet landed and committed
+    /// (from the client's statistics); -1 until known.
+    pub lag: AtomicI64,
+    /// Record timestamp to durable, of the newest record of the last
+    /// flush, in milliseconds; -1 until a flush wrote something.
+    pub latency_ms: AtomicI64,
+}
+
+impl RunnerStats {
+    pub fn new() -> Self {
+        Self {
+            lag: AtomicI64::new(-1),
+            latency_ms: AtomicI64::new(-1),
+            ..Self::default()
+        }
+    }
+
+    /// The lag, if known.
+    pub fn lag(&self) -> Option<i64> {
+        Some(self.lag.load(Ordering::Relaxed)).filter(|l| *l >= 0)
+    }
+
+    /// The landing latency, if known.
+    pub fn latency_ms(&self) -> Option<i64> {
+        Some(self.latency_ms.load(Ordering::Relaxed)).filter(|l| *l >= 0)
+    }
 }
 
 struct SinkContext<S> {
@@ -78,7 +105,7 @@ struct SinkContext<S> {
 
 impl<S> SinkContext<S> {
     fn fail(&self, error: SinkError) {
-        tracing::error!("sink failed during a rebalance: {error}");
+        tracing::error!(%error, "sink failed during a rebalance");
         let mut failure = lock(&self.failure);
         failure.get_or_insert(error);
     }
@@ -92,6 +119,28 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: Sink> ClientContext for SinkContext<S> {
+    /// The client's statistics (every `statistics.interval.ms`): the lag
+    /// of the partitions it fetches, summed: the high watermark minus the
+    /// committed offset (minus the position before a first commit, the
+    /// low watermark before a first read; an empty partition has none).
+    fn stats(&self, statistics: Statistics) {
+        let lags: Vec<i64> = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0)
+            .filter_map(|p| {
+                let from = [p.committed_offset, p.app_offset, p.lo_offset]
+                    .into_iter()
+                    .find(|o| *o >= 0)?;
+                Some((p.hi_offset - from).max(0))
+            })
+            .collect();
+        if !lags.is_empty() {
+            self.stats.lag.store(lags.iter().sum(), Ordering::Relaxed);
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
             RDKafkaLogLevel::Emerg
@@ -143,7 +192,7 @@ impl<S: Sink> ConsumerContext for SinkContext<S> {
                 let _ = consumer.unassign();
             }
             other => {
-                tracing::warn!("rebalance error {other:?}; releasing partitions");
+                tracing::warn!(error = ?other, "rebalance error; releasing partitions");
                 let partitions = partitions_of(tpl);
                 if let Err(e) = lock(&self.sink).close(&partitions) {
                     self.fail(e);
@@ -176,7 +225,7 @@ impl<S: Sink> SinkContext<S> {
         for (partition, next) in &resume {
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
             tpl.set_partition_offset(&partition.topic, partition.partition, offset)?;
-            tracing::info!("resuming {partition} at {offset:?}");
+            tracing::debug!(%partition, ?offset, "resuming");
         }
         self.stats
             .owned_partitions
@@ -237,7 +286,7 @@ fn wait_for_topics(
         let existing = match lakehouse::kafka::existing_topics(bootstrap) {
             Ok(existing) => existing,
             Err(lakehouse::kafka::KafkaError::Client(e)) => {
-                tracing::warn!("cannot list topics (retrying): {e}");
+                tracing::warn!(error = %e, "cannot list topics (retrying)");
                 Vec::new()
             }
             Err(e) => return Err(SinkError::Storage(e.to_string())),
@@ -247,7 +296,7 @@ fn wait_for_topics(
             return Ok(true);
         }
         if last_report.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-            tracing::info!("waiting for topics {missing:?} to be created");
+            tracing::info!(?missing, "waiting for topics to be created");
             last_report = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -271,6 +320,8 @@ fn connect<S: Sink>(
         // A quiet topic's fetch returns after this long: part of the
         // produce-to-queryable latency (librdkafka's default is 500 ms).
         .set("fetch.wait.max.ms", "100")
+        // Statistics carry the consumer lag (see SinkContext::stats).
+        .set("statistics.interval.ms", "2000")
         .set(
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
@@ -352,6 +403,8 @@ pub fn run<S: Sink + 'static>(
         .then(|| GroupWatch::new(&topics, config.session_timeout.max(MIN_WATCH_INTERVAL)));
 
     let mut last_flush_check = Instant::now();
+    // The newest record timestamp written since the last durable flush.
+    let mut newest_written: Option<i64> = None;
     let mut pending_commit = PendingCommits::new();
     let mut last_commit = Instant::now();
     let mut paused = false;
@@ -385,6 +438,12 @@ pub fn run<S: Sink + 'static>(
             match lock(&sink).flush(Instant::now(), full) {
                 Ok(positions) => {
                     if !positions.is_empty() {
+                        if let Some(newest) = newest_written.take() {
+                            let now = chrono::Utc::now().timestamp_millis();
+                            stats
+                                .latency_ms
+                                .store((now - newest).max(0), Ordering::Relaxed);
+                        }
                         stats.flushes.fetch_add(1, Ordering::Relaxed);
                         stats
                             .committed_positions
@@ -419,7 +478,7 @@ pub fn run<S: Sink + 'static>(
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Err(e)) => tracing::warn!("consume error (retrying): {e}"),
+            Some(Err(e)) => tracing::warn!(error = %e, "consume error (retrying)"),
             Some(Ok(message)) => {
                 let source = message.headers().and_then(|headers| {
                     headers
@@ -439,6 +498,9 @@ pub fn run<S: Sink + 'static>(
                 };
                 if let Err(e) = lock(&sink).write(&record) {
                     break Err(e);
+                }
+                if let Some(ts) = record.timestamp_ms {
+                    newest_written = Some(newest_written.map_or(ts, |n| n.max(ts)));
                 }
                 stats.consumed.fetch_add(1, Ordering::Relaxed);
             }
