@@ -354,6 +354,18 @@ pub fn wait_until_consumed(bootstrap: &str, group: &str, topic: &str, timeout: D
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB, for benchmark tables.
+/// Runs `command` to its end and returns its standard output; fails the
+/// test with its standard error if it did not succeed.
+pub fn stdout_of(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().expect("the command starts");
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 pub fn peak_rss_mib() -> u64 {
     proc_status_mib("self", "VmHWM:")
 }

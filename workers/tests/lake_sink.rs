@@ -372,17 +372,8 @@ fn independent_readers_see_the_same_rows_and_types() {
     assert!(child.stop());
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/read_lake.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(&sink.lake)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = lakehouse_testkit::stdout_of(Command::new("python3").arg(script).arg(&sink.lake));
+    let report: serde_json::Value = serde_json::from_slice(&output).unwrap();
     for (topic, rows) in [
         (RAW, landed_rows(&sink.lake, RAW).len()),
         (DERIVED, valid_sources.len()),

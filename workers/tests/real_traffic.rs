@@ -199,20 +199,12 @@ fn every_producers_well_formed_records_land_and_only_malformed_ones_are_dead_let
          FROM read_parquet('{}', hive_partitioning = true)",
         glob.display()
     );
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import duckdb,sys; print(duckdb.sql(sys.argv[1]).fetchall()[0])",
-            &query,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let row = String::from_utf8(out.stdout).unwrap();
+    let out = lakehouse_testkit::stdout_of(std::process::Command::new("python3").args([
+        "-c",
+        "import duckdb,sys; print(duckdb.sql(sys.argv[1]).fetchall()[0])",
+        &query,
+    ]));
+    let row = String::from_utf8(out).unwrap();
     let expected_sum = 50.0 * 125_000.75 - 50.0 * 3.5;
     assert!(row.starts_with('('), "{row}");
     let fields: Vec<&str> = row

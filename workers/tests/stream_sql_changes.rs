@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
-use lakehouse_testkit::{block_on, read_topic, terminate, wait_until_consumed, Broker, ScratchDir};
+use lakehouse_testkit::{
+    block_on, read_topic, stdout_of, terminate, wait_until_consumed, Broker, ScratchDir,
+};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const BEFORE: &str = "
@@ -95,17 +97,12 @@ fn run_until_consumed(bootstrap: &str, dir: &Path, sql: &Path) {
 }
 
 fn check(dir: &Path, sql: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_stream-sql"))
-        .args(["check", sql.to_str().unwrap()])
-        .env("LAKEHOUSE_STATE_DIR", dir.join("state"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_stream-sql"))
+            .args(["check", sql.to_str().unwrap()])
+            .env("LAKEHOUSE_STATE_DIR", dir.join("state")),
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out).unwrap()
 }
 
 /// The last value per key of a table's topic (`None`: tombstoned).
