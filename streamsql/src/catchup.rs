@@ -213,7 +213,7 @@ pub fn catch_up(
 /// The plan with only the queries the rebuilt relations need: theirs and,
 /// transitively, those of the streams they read.
 fn restricted_to(plan: &Plan, rebuilt: &HashSet<usize>) -> Plan {
-    let output_of = |q: &Query| match q {
+    let ends = |q: &Query| match q {
         Query::Stream(s) => (s.input, s.output),
         Query::Table(t) => (t.input, t.output),
     };
@@ -221,7 +221,7 @@ fn restricted_to(plan: &Plan, rebuilt: &HashSet<usize>) -> Plan {
     // Queries are in file order (inputs before readers): walking back once
     // collects every upstream relation.
     for q in plan.queries.iter().rev() {
-        let (input, output) = output_of(q);
+        let (input, output) = ends(q);
         if needed.contains(&output) {
             needed.insert(input);
         }
@@ -231,7 +231,7 @@ fn restricted_to(plan: &Plan, rebuilt: &HashSet<usize>) -> Plan {
         queries: plan
             .queries
             .iter()
-            .filter(|q| needed.contains(&output_of(q).1))
+            .filter(|q| needed.contains(&ends(q).1))
             .cloned()
             .collect(),
     }

@@ -67,10 +67,7 @@ impl CheckpointStore {
         if !has_table(&conn, "offsets")? {
             return Ok(Snapshot::default());
         }
-        let has_positions = conn
-            .query_row("SELECT 1 FROM offsets LIMIT 1", [], |_| Ok(()))
-            .optional()?
-            .is_some();
+        let has_positions = has_positions(&conn)?;
         let statements = if has_table(&conn, "state")? {
             legacy_statements(&conn, plan)?
         } else if has_table(&conn, "statements")? {
@@ -112,12 +109,22 @@ impl CheckpointStore {
     pub fn snapshot(&self) -> Result<Snapshot, CheckpointError> {
         Ok(Snapshot {
             statements: stored_statements(&self.conn)?,
-            has_positions: self
-                .conn
-                .query_row("SELECT 1 FROM offsets LIMIT 1", [], |_| Ok(()))
-                .optional()?
-                .is_some(),
+            has_positions: has_positions(&self.conn)?,
         })
+    }
+
+    /// Next offset to read, per (topic, partition).
+    pub fn offsets(&self) -> Result<HashMap<(String, i32), i64>, CheckpointError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT topic, partition, next_offset FROM offsets")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, i32>(1)?),
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Makes the store hold the state of `current`'s statements: the
@@ -176,19 +183,10 @@ impl CheckpointStore {
     }
 
     pub fn load(&self) -> Result<Restored, CheckpointError> {
-        let mut restored = Restored::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT topic, partition, next_offset FROM offsets")?;
-        for row in stmt.query_map([], |r| {
-            Ok((
-                (r.get::<_, String>(0)?, r.get::<_, i32>(1)?),
-                r.get::<_, i64>(2)?,
-            ))
-        })? {
-            let (k, v) = row?;
-            restored.offsets.insert(k, v);
-        }
+        let mut restored = Restored {
+            offsets: self.offsets()?,
+            ..Restored::default()
+        };
         let number: HashMap<&str, usize> = self
             .tables
             .iter()
@@ -271,6 +269,13 @@ impl CheckpointStore {
         tx.commit()?;
         Ok(())
     }
+}
+
+fn has_positions(conn: &Connection) -> Result<bool, CheckpointError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM offsets LIMIT 1", [], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn has_table(conn: &Connection, name: &str) -> Result<bool, CheckpointError> {

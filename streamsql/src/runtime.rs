@@ -196,32 +196,30 @@ pub fn run(
         stats.state_reset.store(true, Ordering::Relaxed);
     }
     let changes = changes_against(&store.snapshot()?, &plan);
-    if !statements::is_noop(&changes) {
-        for c in changes.iter().filter(|c| c.change != Change::Unchanged) {
-            tracing::info!(
-                statement = %c.name,
-                kind = c.kind.as_str(),
-                change = ?c.change,
-                "statement file changed since the checkpoint"
-            );
-        }
+    for c in changes.iter().filter(|c| c.change != Change::Unchanged) {
+        tracing::info!(
+            statement = %c.name,
+            kind = c.kind.as_str(),
+            change = ?c.change,
+            "statement file changed since the checkpoint"
+        );
     }
     let current = statements::statement_hashes(&plan);
-    let kept: HashSet<String> = changes
-        .iter()
-        .filter(|c| c.kind == StatementKind::Table && c.change == Change::Unchanged)
-        .map(|c| c.name.clone())
-        .collect();
-    if !changes.is_empty() && !statements::is_noop(&changes) {
-        let until = store.load()?.offsets;
+    if changes.is_empty() {
+        // Nothing to keep: the whole file starts from the beginning.
+        store.adopt(&current, &HashSet::new(), &[], &[])?;
+    } else if !statements::is_noop(&changes) {
+        let kept: HashSet<String> = changes
+            .iter()
+            .filter(|c| c.kind == StatementKind::Table && c.change == Change::Unchanged)
+            .map(|c| c.name.clone())
+            .collect();
+        let until = store.offsets()?;
         let Some(caught_up) = catchup::catch_up(&plan, &changes, &until, config, &emitter, stop)?
         else {
             return Ok(EngineCounters::default());
         };
         store.adopt(&current, &kept, &caught_up.state, &caught_up.stream_times)?;
-    } else if changes.is_empty() {
-        // Nothing to keep: the whole file starts from the beginning.
-        store.adopt(&current, &HashSet::new(), &[], &[])?;
     }
     let restored = store.load()?;
     let mut engine = Engine::new(Arc::clone(&plan));
