@@ -129,6 +129,7 @@ pub fn run(args: &ProduceArgs, settings: &Settings) -> Result<()> {
         delivered = summary.delivered,
         failed = summary.failed,
         undelivered = summary.undelivered,
+        resent = summary.resent,
         malformed = summary.malformed,
         elapsed_secs = summary.elapsed_secs,
         "producer run finished"
@@ -168,8 +169,8 @@ fn print_summary(s: &ProduceSummary, json: bool) {
     }
     // The words are the --json summary's names.
     println!(
-        "enqueued {} in {:.1}s: delivered {} ({:.0} delivered_per_sec), failed {}, undelivered {}, malformed {} (on purpose), seed {}",
-        s.enqueued, s.elapsed_secs, s.delivered, s.delivered_per_sec, s.failed, s.undelivered, s.malformed, s.seed
+        "enqueued {} in {:.1}s: delivered {} ({:.0} delivered_per_sec), failed {}, undelivered {}, malformed {} (on purpose), resent {}, seed {}",
+        s.enqueued, s.elapsed_secs, s.delivered, s.delivered_per_sec, s.failed, s.undelivered, s.malformed, s.resent, s.seed
     );
     for error in &s.errors {
         println!("  delivery error: {error}");

@@ -1,6 +1,11 @@
 //! A producer run: generator threads paced to a steady rate, one shared
-//! librdkafka producer, and delivery accounting from delivery reports.
+//! librdkafka producer, and delivery accounting from delivery reports. A
+//! record the broker refused for a reason that passes (it was restarting,
+//! its leader moved, the connection dropped) is sent again, for as long as
+//! `message.timeout.ms` allows from its first send; only what still fails
+//! then counts as failed.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -10,7 +15,7 @@ use lakehouse::kafka::{self, client_config};
 use lakehouse::topics::MALFORMED_HEADER;
 use rand::Rng;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
@@ -20,6 +25,13 @@ use crate::malformed::{damage, MalformedKind};
 /// Which field, if any, becomes the record key.
 /// How long a run waits for the broker to answer before saying there is none.
 const BROKER_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a record may take to be delivered, its resends included
+/// (`message.timeout.ms`).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pause before refused records are sent again.
+const RESEND_DELAY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KeyMode {
@@ -95,8 +107,10 @@ pub struct ProduceStats {
     pub malformed: AtomicU64,
     /// Acknowledged by the broker.
     pub delivered: AtomicU64,
-    /// Reported failed by the client (after its retries).
+    /// Reported failed by the client (after its retries and our resends).
     pub failed: AtomicU64,
+    /// Sends again of records the broker refused for a passing reason.
+    pub resent: AtomicU64,
     /// The first few delivery errors, for the summary.
     pub errors: Mutex<Vec<String>>,
 }
@@ -113,20 +127,78 @@ impl ProduceStats {
     }
 }
 
-/// Routes delivery reports into the run's counters.
+/// A record refused for a passing reason, to send again.
+struct Resend {
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
+    first_sent: Instant,
+    /// Not sent again before this.
+    due: Instant,
+}
+
+/// Records waiting to be sent again.
+type ResendQueue = Mutex<VecDeque<Resend>>;
+
+/// Whether the broker may take the record if it is sent again: it was
+/// restarting (Tansu answers "Unknown broker error" while it starts), the
+/// partition's leader was moving, or the connection failed.
+fn is_passing(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Unknown
+                | BrokerTransportFailure
+                | AllBrokersDown
+                | UnknownTopicOrPartition
+                | UnknownPartition
+                | LeaderNotAvailable
+                | NotLeaderForPartition
+                | PreferredLeaderNotAvailable
+                | RequestTimedOut
+                | NetworkException
+                | BrokerNotAvailable
+                | NotEnoughReplicas
+                | NotEnoughReplicasAfterAppend
+        )
+    )
+}
+
+/// Routes delivery reports into the run's counters, and refused records
+/// that may yet be taken into the resend queue.
 struct DeliveryCounter {
     stats: Arc<ProduceStats>,
+    resends: Arc<ResendQueue>,
 }
 
 impl ClientContext for DeliveryCounter {}
 
 impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
+    /// When the record was first sent.
+    type DeliveryOpaque = Box<Instant>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, first_sent: Box<Instant>) {
         match result {
             Ok(_) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, message))
+                if is_passing(error) && first_sent.elapsed() + RESEND_DELAY < DELIVERY_TIMEOUT =>
+            {
+                let message = message.detach();
+                self.resends
+                    .lock()
+                    .expect("resend queue")
+                    .push_back(Resend {
+                        topic: message.topic().to_string(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec),
+                        headers: message.headers().cloned(),
+                        first_sent: *first_sent,
+                        due: Instant::now() + RESEND_DELAY,
+                    });
             }
             Err((error, _)) => self.stats.record_error(error.to_string()),
         }
@@ -145,6 +217,10 @@ pub struct ProduceSummary {
     pub malformed: u64,
     /// Records still unacknowledged when the final flush gave up.
     pub undelivered: u64,
+    /// Sends again of records the broker refused for a passing reason
+    /// (each record is counted once in delivered or failed however often
+    /// it was sent).
+    pub resent: u64,
     pub elapsed_secs: f64,
     pub delivered_per_sec: f64,
     pub errors: Vec<String>,
@@ -157,6 +233,7 @@ pub struct ProduceRun {
     stop: Arc<AtomicBool>,
     producer: Arc<CountingProducer>,
     workers: Vec<JoinHandle<()>>,
+    resends: Arc<ResendQueue>,
     started: Instant,
 }
 
@@ -176,6 +253,7 @@ impl ProduceRun {
             });
         }
         let stats = Arc::new(ProduceStats::default());
+        let resends = Arc::new(ResendQueue::default());
         let producer: CountingProducer = client_config(&options.brokers)
             .set("acks", "all")
             .set("enable.idempotence", "false")
@@ -183,9 +261,13 @@ impl ProduceRun {
             .set("batch.size", "1000000")
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "200000")
-            .set("message.timeout.ms", "60000")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
             .create_with_context(DeliveryCounter {
                 stats: Arc::clone(&stats),
+                resends: Arc::clone(&resends),
             })?;
         let producer = Arc::new(producer);
         let stop = Arc::new(AtomicBool::new(false));
@@ -200,6 +282,7 @@ impl ProduceRun {
                     producer: Arc::clone(&producer),
                     stats: Arc::clone(&stats),
                     stop: Arc::clone(&stop),
+                    resends: Arc::clone(&resends),
                     started,
                 };
                 std::thread::Builder::new()
@@ -214,6 +297,7 @@ impl ProduceRun {
             stop,
             producer,
             workers,
+            resends,
             started,
         })
     }
@@ -241,12 +325,21 @@ impl ProduceRun {
         self.started.elapsed()
     }
 
-    /// Waits for the generator threads, then for outstanding deliveries.
+    /// Waits for the generator threads, then for outstanding deliveries
+    /// and resends (at most the delivery timeout after the last send).
     pub fn finish(self) -> ProduceSummary {
         for worker in self.workers {
             let _ = worker.join();
         }
-        let _ = self.producer.flush(Duration::from_secs(60));
+        let deadline = Instant::now() + DELIVERY_TIMEOUT + RESEND_DELAY;
+        loop {
+            let _ = self.producer.flush(RESEND_DELAY);
+            let waiting = resend_due(&self.resends, &self.producer, &self.stats);
+            if (waiting == 0 && self.producer.in_flight_count() == 0) || Instant::now() >= deadline
+            {
+                break;
+            }
+        }
         let elapsed = self.started.elapsed().as_secs_f64();
         let s = &self.stats;
         let delivered = s.delivered.load(Ordering::Relaxed);
@@ -259,6 +352,7 @@ impl ProduceRun {
             failed,
             malformed: s.malformed.load(Ordering::Relaxed),
             undelivered: enqueued.saturating_sub(delivered + failed),
+            resent: s.resent.load(Ordering::Relaxed),
             elapsed_secs: elapsed,
             delivered_per_sec: if elapsed > 0.0 {
                 delivered as f64 / elapsed
@@ -315,7 +409,59 @@ struct Worker {
     producer: Arc<CountingProducer>,
     stats: Arc<ProduceStats>,
     stop: Arc<AtomicBool>,
+    resends: Arc<ResendQueue>,
     started: Instant,
+}
+
+/// Sends again the refused records whose pause is over; returns how many
+/// records wait to be sent again (sent now or later).
+fn resend_due(queue: &ResendQueue, producer: &CountingProducer, stats: &ProduceStats) -> usize {
+    let now = Instant::now();
+    let (due, waiting) = {
+        let mut queue = queue.lock().expect("resend queue");
+        let waiting = queue.len();
+        let (due, later): (VecDeque<Resend>, VecDeque<Resend>) =
+            queue.drain(..).partition(|r| r.due <= now);
+        *queue = later;
+        (due, waiting)
+    };
+    for resend in due {
+        let mut record = BaseRecord::with_opaque_to(&resend.topic, Box::new(resend.first_sent));
+        if let Some(key) = &resend.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &resend.payload {
+            record = record.payload(payload.as_slice());
+        }
+        if let Some(headers) = resend.headers {
+            record = record.headers(headers);
+        }
+        stats.resent.fetch_add(1, Ordering::Relaxed);
+        send_when_there_is_room(producer, record, stats);
+    }
+    waiting
+}
+
+/// Hands `record` to the client, waiting while its queue is full (the
+/// broker is behind); a record the client refuses outright counts as failed.
+fn send_when_there_is_room(
+    producer: &CountingProducer,
+    mut record: BaseRecord<'_, [u8], [u8], Box<Instant>>,
+    stats: &ProduceStats,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => {
+                stats.record_error(error.to_string());
+                return;
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -364,10 +510,10 @@ impl Worker {
     }
 
     fn send(&self, payload: &[u8], key: Option<&str>, kind: Option<MalformedKind>) {
-        let mut record: BaseRecord<'_, str, [u8]> =
-            BaseRecord::to(&self.options.topic).payload(payload);
+        let mut record = BaseRecord::with_opaque_to(&self.options.topic, Box::new(Instant::now()))
+            .payload(payload);
         if let Some(key) = key {
-            record = record.key(key);
+            record = record.key(key.as_bytes());
         }
         if let Some(kind) = kind {
             record = record.headers(OwnedHeaders::new().insert(Header {
@@ -377,20 +523,8 @@ impl Worker {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // Backpressure: the client's queue is full until the broker catches up.
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => {
-                    self.stats.record_error(error.to_string());
-                    return;
-                }
-            }
-        }
+        send_when_there_is_room(&self.producer, record, &self.stats);
+        resend_due(&self.resends, &self.producer, &self.stats);
     }
 }
 

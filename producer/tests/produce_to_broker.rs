@@ -160,3 +160,52 @@ fn a_missing_topic_is_a_clear_error() {
     );
     assert!(error.to_string().contains("lakectl up"));
 }
+
+/// The broker is killed and restarted three times under a paced run, as a
+/// stack restart does to it, and its storage is held busy twice (SQLite
+/// locked by another writer: Tansu answers "Unknown broker error", which
+/// the Kafka client does not retry): what it refused is sent again within
+/// the delivery timeout, so every record is delivered, none counts as
+/// failed, and every transaction is in the topic.
+#[test]
+fn broker_restarts_and_a_busy_storage_under_a_run_lose_no_record() {
+    use lakehouse::kafka::TopicSpec;
+    use lakehouse_producer::{KeyMode, ProduceRun};
+
+    let mut broker = lakehouse_testkit::Broker::start_with_topics(&[TopicSpec::new("restarts", 2)]);
+    let mut options = ProduceOptions::new(broker.bootstrap(), "restarts");
+    options.count = Some(3_000);
+    options.rate = Some(250.0);
+    options.threads = 2;
+    options.seed = 21;
+    options.key = KeyMode::TransactionId;
+    let run = ProduceRun::start(options).unwrap();
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(1_500));
+        broker.kill();
+        std::thread::sleep(Duration::from_millis(500));
+        broker.restart();
+        if round < 2 {
+            std::thread::sleep(Duration::from_millis(1_000));
+            let storage = rusqlite::Connection::open(broker.database()).unwrap();
+            storage.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            std::thread::sleep(Duration::from_millis(1_500));
+            storage.execute_batch("COMMIT").unwrap();
+        }
+    }
+    let summary = run.finish();
+    assert_eq!(
+        (summary.delivered, summary.failed, summary.undelivered),
+        (3_000, 0, 0),
+        "{summary:?}"
+    );
+    assert!(
+        summary.resent > 0,
+        "the busy storage refused some: {summary:?}"
+    );
+    let ids: HashSet<Vec<u8>> = lakehouse_testkit::read_topic(&broker.bootstrap(), "restarts")
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    assert_eq!(ids.len(), 3_000, "every transaction is in the topic");
+}
