@@ -1,5 +1,7 @@
 //! Logging: every component writes to `log/<component>/<component>.YYYY-MM-DD.log`
-//! (daily rotation) and to stderr. `RUST_LOG` sets the level (default `info`).
+//! (daily rotation) and to stderr. `RUST_LOG` sets the level (default `info`);
+//! `LAKEHOUSE_LOG_FORMAT=json` writes one JSON object per event (time,
+//! level, target, fields, spans) instead of text, for a log collector.
 //!
 //! When several components share a process (`lakectl up` runs each worker
 //! on threads of its own), a thread says which component it works for
@@ -15,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_appender::rolling::RollingFileAppender;
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriter, MakeWriterExt};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -148,6 +151,38 @@ impl<'a> fmt::MakeWriter<'a> for ThreadComponentFiles {
     }
 }
 
+/// The environment variable that picks the log format: `text` (the
+/// default) or `json`.
+pub const LOG_FORMAT_ENV: &str = "LAKEHOUSE_LOG_FORMAT";
+
+/// Whether `LAKEHOUSE_LOG_FORMAT` asks for JSON lines.
+fn json_format() -> bool {
+    std::env::var(LOG_FORMAT_ENV).is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
+/// A formatting layer writing to `writer`: JSON lines with `json`, text
+/// otherwise (coloured with `ansi`; the target with `target`).
+fn formatted<S, W>(
+    writer: W,
+    json: bool,
+    ansi: bool,
+    target: bool,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    if json {
+        fmt::layer().json().with_writer(writer).boxed()
+    } else {
+        fmt::layer()
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .with_target(target)
+            .boxed()
+    }
+}
+
 /// Initialises logging for `component`. Both destinations get what
 /// `RUST_LOG` asks for (default `info`); with `stderr_level`, stderr gets
 /// only that level and above (an interactive command keeps its screen
@@ -163,24 +198,25 @@ pub fn init(component: &str, log_dir: &Path, stderr_level: Option<LevelFilter>) 
         Some(Some(level)) => BoxMakeWriter::new(std::io::stderr.with_max_level(level)),
         Some(None) => BoxMakeWriter::new(std::io::sink),
     };
-    let stderr_layer = fmt::layer()
-        .with_writer(stderr_writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+    let json = json_format();
+    let stderr_layer = formatted(stderr_writer, json, std::io::stderr().is_terminal(), false);
 
     let components = Arc::new(Mutex::new(ComponentWriters {
         log_dir: log_dir.to_path_buf(),
         own: component.to_string(),
         ..Default::default()
     }));
-    let component_layer = fmt::layer()
-        .with_writer(ThreadComponentFiles(Arc::clone(&components)))
-        .with_ansi(false);
+    let component_layer = formatted(
+        ThreadComponentFiles(Arc::clone(&components)),
+        json,
+        false,
+        true,
+    );
     let folder = log_dir.join(log_folder(component));
     match daily_appender(log_dir, component) {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let file_layer = fmt::layer().with_writer(writer).with_ansi(false);
+            let file_layer = formatted(writer, json, false, true);
             let _ = tracing_subscriber::registry()
                 .with(filter)
                 .with(stderr_layer)
