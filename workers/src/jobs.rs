@@ -118,6 +118,7 @@ pub fn lake_sink(settings: &Settings, plan: &Plan, args: &LakeSinkArgs) -> Resul
             dead_letters: counters.dead_lettered.load(Ordering::Relaxed),
             lag: consumed.lag(),
             latency_ms: consumed.latency_ms(),
+            latency_p95_ms: consumed.latency_p95_ms(),
         })),
         body: Arc::new(move |stop| {
             let sink = LakeSink::new(config.clone(), topics.clone(), Arc::clone(&stats));
@@ -179,6 +180,7 @@ pub fn table_sink(
             dead_letters: counters.dead_lettered.load(Ordering::Relaxed),
             lag: consumed.lag(),
             latency_ms: consumed.latency_ms(),
+            latency_p95_ms: consumed.latency_p95_ms(),
         })),
         body: Arc::new(move |stop| {
             let connected = first_run.lock().ok().and_then(|mut s| s.take());

@@ -86,6 +86,7 @@ pub fn render(snapshot: &[ComponentSnapshot]) -> String {
     );
     let lag = Family::<ComponentLabel, Gauge>::default();
     let latency = Family::<ComponentLabel, Gauge>::default();
+    let latency_p95 = Family::<ComponentLabel, Gauge>::default();
     registry.register(
         "lakehouse_consumer_lag_records",
         "Records in the component's assigned partitions not yet read",
@@ -95,6 +96,11 @@ pub fn render(snapshot: &[ComponentSnapshot]) -> String {
         "lakehouse_landing_latency_milliseconds",
         "Age of the newest record of the last durable write, from its record timestamp",
         latency.clone(),
+    );
+    registry.register(
+        "lakehouse_landing_latency_p95_milliseconds",
+        "95th percentile over the last minute of every record's record timestamp to durable",
+        latency_p95.clone(),
     );
     for component in snapshot {
         let label = ComponentLabel {
@@ -119,6 +125,9 @@ pub fn render(snapshot: &[ComponentSnapshot]) -> String {
         }
         if let Some(l) = counters.latency_ms {
             latency.get_or_create(&label).set(l);
+        }
+        if let Some(l) = counters.latency_p95_ms {
+            latency_p95.get_or_create(&label).set(l);
         }
     }
     let mut text = String::new();
@@ -248,6 +257,7 @@ mod tests {
                 dead_letters: 2,
                 lag: Some(5),
                 latency_ms: Some(340),
+                latency_p95_ms: Some(500),
             })),
         );
         registry.set_state(
@@ -269,6 +279,7 @@ mod tests {
             r#"lakehouse_dead_letters_total{component="lake-sink"} 2"#,
             r#"lakehouse_consumer_lag_records{component="lake-sink"} 5"#,
             r#"lakehouse_landing_latency_milliseconds{component="lake-sink"} 340"#,
+            r#"lakehouse_landing_latency_p95_milliseconds{component="lake-sink"} 500"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -30,6 +30,11 @@ pub struct Counters {
     /// record timestamp to the moment it was durable), milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<i64>,
+    /// Sinks: the 95th percentile of every record's landing latency (record
+    /// timestamp to durable) over the last minute, milliseconds, to the
+    /// upper bound of its histogram bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95_ms: Option<i64>,
 }
 
 /// Reads a worker's counters from its own stats.

@@ -10,6 +10,7 @@
 //! neither loses nor repeats a record.
 
 pub mod group_watch;
+pub mod latency;
 pub mod runner;
 
 use std::fmt;

@@ -17,6 +17,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use lakehouse_streamsql::SOURCE_HEADER;
 
 use super::group_watch::GroupWatch;
+use super::latency::{LatencyWindow, PendingLatencies};
 use super::{Assigned, Position, Record, Sink, SinkError, TopicPartition};
 
 #[derive(Debug, Clone)]
@@ -74,6 +75,8 @@ pub struct RunnerStats {
     /// Record timestamp to durable, of the newest record of the last
     /// flush, in milliseconds; -1 until a flush wrote something.
     pub latency_ms: AtomicI64,
+    /// Every record's timestamp to durable, over the last minute.
+    pub latencies: LatencyWindow,
 }
 
 impl RunnerStats {
@@ -93,6 +96,11 @@ impl RunnerStats {
     /// The landing latency, if known.
     pub fn latency_ms(&self) -> Option<i64> {
         Some(self.latency_ms.load(Ordering::Relaxed)).filter(|l| *l >= 0)
+    }
+
+    /// The 95th percentile of the last minute's landing latencies, if any landed.
+    pub fn latency_p95_ms(&self) -> Option<i64> {
+        self.latencies.quantile_ms(0.95)
     }
 }
 
@@ -405,6 +413,7 @@ pub fn run<S: Sink + 'static>(
     let mut last_flush_check = Instant::now();
     // The newest record timestamp written since the last durable flush.
     let mut newest_written: Option<i64> = None;
+    let mut not_yet_durable = PendingLatencies::default();
     let mut pending_commit = PendingCommits::new();
     let mut last_commit = Instant::now();
     let mut paused = false;
@@ -438,8 +447,9 @@ pub fn run<S: Sink + 'static>(
             match lock(&sink).flush(Instant::now(), full) {
                 Ok(positions) => {
                     if !positions.is_empty() {
+                        let now = chrono::Utc::now().timestamp_millis();
+                        not_yet_durable.durable(&positions, now, &stats.latencies);
                         if let Some(newest) = newest_written.take() {
-                            let now = chrono::Utc::now().timestamp_millis();
                             stats
                                 .latency_ms
                                 .store((now - newest).max(0), Ordering::Relaxed);
@@ -501,6 +511,7 @@ pub fn run<S: Sink + 'static>(
                 }
                 if let Some(ts) = record.timestamp_ms {
                     newest_written = Some(newest_written.map_or(ts, |n| n.max(ts)));
+                    not_yet_durable.taken(record.topic, record.partition, record.offset, ts);
                 }
                 stats.consumed.fetch_add(1, Ordering::Relaxed);
             }
