@@ -26,6 +26,7 @@ use lakehouse_workers::jobs;
 use lakehouse_workers::lake::LakeSinkArgs;
 use lakehouse_workers::purge::PurgeArgs;
 use lakehouse_workers::registry::{ComponentState, Registry, RegistryFile};
+use lakehouse_workers::statement_file::FollowedFile;
 use lakehouse_workers::stream_sql::StreamSqlArgs;
 use lakehouse_workers::supervisor::{Backoff, RestartSchedule, Supervisor};
 use lakehouse_workers::warehouse::TableSinkArgs;
@@ -63,16 +64,11 @@ pub struct Stack {
     _lock: StackLock,
 }
 
-/// The statement file as last applied, and when it was last looked at.
+/// The statement file the stack runs, followed, and the engine's settings.
 struct StatementFile {
-    path: PathBuf,
-    text: String,
-    checked: Instant,
+    file: FollowedFile,
     engine: StreamSqlArgs,
 }
-
-/// How often the running stack looks at its statement file.
-const STATEMENT_FILE_CHECK: Duration = Duration::from_secs(2);
 
 struct Prerequisites {
     tansu: Option<PathBuf>,
@@ -125,9 +121,7 @@ impl Stack {
             metrics: None,
             started_at: chrono::Utc::now(),
             statements: StatementFile {
-                path: sql.to_path_buf(),
-                text: std::fs::read_to_string(sql).unwrap_or_default(),
-                checked: Instant::now(),
+                file: FollowedFile::new(sql, std::fs::read_to_string(sql).unwrap_or_default()),
                 engine: StreamSqlArgs {
                     // A later change of the file keeps what still fits.
                     reset_state: false,
@@ -340,6 +334,8 @@ impl Stack {
                 log_file: b.log_file().to_path_buf(),
             }),
             stream_sql: self.has_worker("stream-sql"),
+            stream_sql_dlq: Some(self.statements.engine.dlq_topic.clone())
+                .filter(|_| self.has_worker("stream-sql")),
             lake_sink: self.has_worker("lake-sink"),
             table_sink: self.has_worker("table-sink"),
             api: self.api_url.clone().filter(|_| self.has_worker("api")),
@@ -405,20 +401,11 @@ impl Stack {
     /// not plan, or whose tables conflict with the warehouse's, is refused
     /// with the reason and the stack runs on with the previous one.
     fn follow_statement_file(&mut self) {
-        let file = &mut self.statements;
-        if file.checked.elapsed() < STATEMENT_FILE_CHECK {
-            return;
-        }
-        file.checked = Instant::now();
-        let Ok(text) = std::fs::read_to_string(&file.path) else {
+        let Some(text) = self.statements.file.changed().map(str::to_owned) else {
             return;
         };
-        if text == file.text {
-            return;
-        }
-        file.text = text;
-        let path = file.path.display().to_string();
-        let applied = lakehouse_streamsql::load(&self.statements.text)
+        let path = self.statements.file.path().display().to_string();
+        let applied = lakehouse_streamsql::load(&text)
             .map_err(anyhow::Error::from)
             .and_then(|plan| self.apply_statements(Arc::new(plan)));
         match applied {

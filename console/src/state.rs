@@ -31,6 +31,9 @@ pub struct StackFile {
     /// The stream SQL engine runs inside the supervisor.
     #[serde(default)]
     pub stream_sql: bool,
+    /// The topic the stream SQL engine writes its dead letters to.
+    #[serde(default)]
+    pub stream_sql_dlq: Option<String>,
     /// Whether the lake sink runs inside the supervisor.
     #[serde(default)]
     pub lake_sink: bool,

@@ -66,6 +66,80 @@ pub fn supervise(
     result.map_err(|failure| anyhow::anyhow!("{} stopped: {failure}", job.name))
 }
 
+/// Runs the job built from the statement file at `path` until SIGTERM or
+/// Ctrl-C, as [`supervise`] does, and follows the file: when it changes,
+/// the job is built again from the new file (`build` is told it is a
+/// change) and replaces the running one, which first finishes what it
+/// holds. A file that does not plan, or a job that cannot be built from
+/// it, is refused with the reason in the log and the registry's
+/// `last_error`, and the running job goes on.
+pub fn supervise_following(
+    path: &std::path::Path,
+    build: impl Fn(Arc<lakehouse_streamsql::Plan>, bool) -> anyhow::Result<crate::supervisor::Job>,
+    metrics: &crate::metrics_http::MetricsArgs,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::sync::atomic::Ordering;
+
+    use crate::registry::ComponentState;
+
+    let mut file = crate::statement_file::FollowedFile::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let plan = lakehouse_streamsql::load(file.text())
+        .with_context(|| format!("{} does not plan", path.display()))?;
+    let job = build(Arc::new(plan), false)?;
+    let name = job.name;
+    let stop = stop_on_signals()?;
+    tracing::info!(component = name, file = %path.display(), "{}: {}", name, job.summary);
+    let registry = crate::registry::Registry::default();
+    let _metrics = match metrics.metrics_listen {
+        Some(listen) => Some(
+            crate::metrics_http::MetricsServer::start(listen, registry.clone())
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {listen}: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut workers =
+        crate::supervisor::Supervisor::new(registry.clone(), crate::supervisor::Backoff::default());
+    workers.start(job);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            workers.stop_all(&mut |_| {});
+            tracing::info!(component = name, "{name} stopped");
+            return Ok(());
+        }
+        workers.check();
+        if let Some(failed) = registry
+            .get(name)
+            .filter(|c| matches!(c.state, ComponentState::Failed { .. }))
+        {
+            workers.stop_all(&mut |_| {});
+            let error = failed.last_error.unwrap_or_default();
+            return Err(anyhow::anyhow!("{name} stopped: {error}"));
+        }
+        if let Some(text) = file.changed() {
+            let rebuilt = lakehouse_streamsql::load(text)
+                .map_err(anyhow::Error::from)
+                .and_then(|plan| build(Arc::new(plan), true));
+            match rebuilt {
+                Ok(job) => {
+                    tracing::info!(component = name, file = %path.display(), "the statement file changed; running it: {}", job.summary);
+                    workers.replace(job);
+                }
+                Err(e) => {
+                    let message = format!(
+                        "{} changed but is refused ({e:#}); still running the previous file",
+                        path.display()
+                    );
+                    tracing::error!(component = name, "{message}");
+                    registry.record_error(name, &message);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Prints the error chain and exits 1, or returns.
 pub fn exit_on_error(result: anyhow::Result<()>) {
     if let Err(e) = result {

@@ -12,6 +12,7 @@ pub mod metrics_http;
 pub mod purge;
 pub mod registry;
 pub mod sink;
+pub mod statement_file;
 pub mod stream_sql;
 pub mod supervisor;
 pub mod warehouse;

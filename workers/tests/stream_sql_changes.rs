@@ -4,7 +4,11 @@
 //! the input, a changed table is rebuilt on its own (keys it no longer
 //! produces are tombstoned), a removed table stops; `stream-sql check` says
 //! all of it before it happens. The changed engine is killed with SIGKILL
-//! during its catch-up and started again.
+//! during its catch-up and started again. The worker binaries run on their
+//! own follow their file: a stream and a table added to it reach the lake
+//! and the warehouse with no restart.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,6 +18,7 @@ use std::time::Duration;
 use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
 use lakehouse_testkit::{
     block_on, read_topic, stdout_of, terminate, wait_until_consumed, Broker, ScratchDir,
+    TestContext,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -235,4 +240,154 @@ fn a_changed_file_keeps_unchanged_state_builds_new_statements_and_rebuilds_chang
     );
     // Removed: it stopped (nothing after the first run's records).
     assert_eq!(read_topic(&bootstrap, "GONE").len(), 1_500);
+}
+
+/// A worker process, killed if the test panics so that nothing outlives it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `(kind, value)` of each row of a warehouse table, as text.
+fn warehouse_values(url: &str, sql: &str) -> BTreeMap<String, u64> {
+    block_on(async {
+        let Ok(mut conn) =
+            lakehouse::postgres::connect_with_retry(url, Duration::from_secs(30)).await
+        else {
+            return BTreeMap::new();
+        };
+        sqlx::query_as::<_, (String, i64)>(sql)
+            .fetch_all(&mut conn)
+            .await
+            .map(|rows| rows.into_iter().map(|(k, v)| (k, v as u64)).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// The engine, the lake sink and the table sink, each its own binary on
+/// one statement file, as a cluster runs them: a stream and a table added
+/// to the file are built from the start of the input and land in a new
+/// lake folder and a new warehouse table, with no restart of any process;
+/// a file that does not plan is refused and the workers run on.
+#[test]
+fn the_worker_binaries_follow_their_statement_file() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    block_on(ensure_topics(
+        &bootstrap,
+        &[TopicSpec::new("changes_in", 2)],
+    ))
+    .unwrap();
+    let mut ctx = TestContext::new("follow-file");
+    let url = ctx.database();
+    let dir = ScratchDir::new("stream-sql-follow");
+    let mut lake_sink = support::SinkProcess::new(&bootstrap, dir.path());
+    lake_sink.sql = dir.path().join("running.sql");
+    std::fs::write(&lake_sink.sql, BEFORE).unwrap();
+    let sql = lake_sink.sql.to_str().unwrap().to_string();
+    let envs = [
+        ("LAKEHOUSE_KAFKA_BOOTSTRAP", bootstrap.clone()),
+        ("LAKEHOUSE_POSTGRES_URL", url.clone()),
+        (
+            "LAKEHOUSE_STATE_DIR",
+            dir.path().join("state").display().to_string(),
+        ),
+        (
+            "LAKEHOUSE_LOG_DIR",
+            dir.path().join("log").display().to_string(),
+        ),
+        ("RUST_LOG", "info".to_string()),
+    ];
+    let start = |binary: &str, args: &[&str]| {
+        Running(
+            Command::new(binary)
+                .args(args)
+                .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _engine = start(
+        env!("CARGO_BIN_EXE_stream-sql"),
+        &["run", &sql, "--checkpoint-ms", "200"],
+    );
+    let _tables = start(
+        env!("CARGO_BIN_EXE_table-sink"),
+        &["--sql", &sql, "--batch-ms", "100"],
+    );
+    let _lake = lake_sink.start();
+
+    let all: Vec<(String, u64, &str)> = (0..600).map(record).collect();
+    let count_per_kind = |keep: &dyn Fn(u64) -> bool| {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, amount, kind) in &all {
+            if keep(*amount) {
+                *out.entry(kind.to_string()).or_default() += 1;
+            }
+        }
+        out
+    };
+    produce(&bootstrap, 0..600);
+    let totals = |column: &str, table: &str| {
+        warehouse_values(&url, &format!("SELECT kind, {column}::int8 FROM {table}"))
+    };
+    support::wait_for("the first file's table", Duration::from_secs(120), || {
+        totals("total", "per_kind").values().sum::<u64>()
+            == all.iter().map(|(_, a, _)| a).sum::<u64>()
+    });
+
+    // A file that does not plan: refused by every worker, which runs on.
+    std::fs::write(
+        &lake_sink.sql,
+        "CREATE TABLE broken AS SELECT nope FROM nowhere;",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    // The changed file: a new table and a new stream (and a removed table).
+    std::fs::write(&lake_sink.sql, AFTER).unwrap();
+    support::wait_for(
+        "the new table in the warehouse",
+        Duration::from_secs(120),
+        || totals("n", "n_per_kind") == count_per_kind(&|_| true),
+    );
+    let qualifying = all.iter().filter(|(_, amount, _)| *amount >= 90).count();
+    support::wait_for(
+        "the new stream in the lake",
+        Duration::from_secs(120),
+        || support::landed_rows(&lake_sink.lake, "HUGE").len() == qualifying,
+    );
+    // The unchanged table carries on over new input.
+    produce(&bootstrap, 600..700);
+    let all: Vec<(String, u64, &str)> = (0..700).map(record).collect();
+    support::wait_for(
+        "new input in old and new tables",
+        Duration::from_secs(120),
+        || {
+            totals("n", "n_per_kind").values().sum::<u64>() == 700
+                && totals("total", "per_kind").values().sum::<u64>()
+                    == all.iter().map(|(_, a, _)| a).sum::<u64>()
+        },
+    );
+    let refused = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .flatten()
+        .flat_map(|folder| {
+            std::fs::read_dir(folder.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+        .filter(|log| log.contains("changed but is refused"))
+        .count();
+    assert!(
+        refused >= 3,
+        "each worker refused the broken file in its log ({refused})"
+    );
 }

@@ -44,7 +44,14 @@ fn run(cli: Cli) -> Result<()> {
     }
     .resolve()?;
     let _logs = lakehouse::logging::init("lake-sink", &settings.log_dir, None);
-    let plan = cli.sql.load()?;
-    let job = lakehouse_workers::jobs::lake_sink(&settings, &plan, &cli.sink)?;
-    lakehouse_workers::cli::supervise(job, &cli.metrics)
+    // A stream added to the file gets its lake folder without a restart.
+    lakehouse_workers::cli::supervise_following(
+        &cli.sql.path,
+        |plan, _| {
+            Ok(lakehouse_workers::jobs::lake_sink(
+                &settings, &plan, &cli.sink,
+            )?)
+        },
+        &cli.metrics,
+    )
 }

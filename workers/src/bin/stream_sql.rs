@@ -1,7 +1,6 @@
 //! `stream-sql`: validates or runs a stream SQL statement file.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -102,14 +101,28 @@ fn run(cli: Cli) -> Result<()> {
             }
             .resolve()?;
             let _logs = lakehouse::logging::init("stream-sql", &settings.log_dir, None);
-            let plan = Arc::new(lakehouse_streamsql::load_file(&file)?);
             tracing::info!(
                 "running {} on {}",
                 file.display(),
                 settings.kafka_bootstrap()
             );
-            let job = lakehouse_workers::jobs::stream_sql(&settings, plan, &engine);
-            lakehouse_workers::cli::supervise(job, &metrics)
+            // The file is followed: a change applies statement by statement
+            // (unchanged ones keep their state) without a restart.
+            let config = engine.config(&settings.kafka_bootstrap(), &settings.state_dir);
+            lakehouse_workers::cli::supervise_following(
+                &file,
+                |plan, _| {
+                    let changes = lakehouse_streamsql::runtime::pending_changes(&config, &plan)?;
+                    for line in lakehouse_streamsql::statements::describe_changes(&changes).lines()
+                    {
+                        tracing::info!(change = line.trim(), "statement file");
+                    }
+                    Ok(lakehouse_workers::jobs::stream_sql(
+                        &settings, plan, &engine,
+                    ))
+                },
+                &metrics,
+            )
         }
     }
 }

@@ -47,11 +47,19 @@ fn run(cli: Cli) -> Result<()> {
     }
     .resolve()?;
     let _logs = lakehouse::logging::init("table-sink", &settings.log_dir, None);
-    let plan = cli.sql.load()?;
     let url = settings.warehouse_url().context(
         "no PostgreSQL: set --postgres-url / LAKEHOUSE_POSTGRES_URL, or run `lakectl up` first",
     )?;
-    // Connected on the first run: a PostgreSQL that is not up yet is waited out.
-    let job = lakehouse_workers::jobs::table_sink(&settings, &plan, &cli.sink, &url, false)?;
-    lakehouse_workers::cli::supervise(job, &cli.metrics)
+    // A table added to the file gets its warehouse table without a restart.
+    // The first start connects on its first run (a PostgreSQL that is not
+    // up yet is waited out); a changed file migrates the schema before it
+    // replaces the running sink, so that a conflict refuses the change.
+    lakehouse_workers::cli::supervise_following(
+        &cli.sql.path,
+        |plan, changed| {
+            lakehouse_workers::jobs::table_sink(&settings, &plan, &cli.sink, &url, changed)
+                .map_err(anyhow::Error::msg)
+        },
+        &cli.metrics,
+    )
 }
