@@ -312,6 +312,12 @@ fn up_produce_down_and_state_survives_a_restart() {
         );
         let latency = gauge("lakehouse_landing_latency_milliseconds", sink);
         assert!(latency.is_some_and(|l| l >= 0), "{sink}: {metrics}");
+        // Every record of the last minute, to its histogram bucket's bound.
+        let p95 = gauge("lakehouse_landing_latency_p95_milliseconds", sink);
+        assert!(
+            p95.is_some_and(|l| (25..=60_000).contains(&l)),
+            "{sink}: {metrics}"
+        );
     }
     let health: Value = ureq::get(&metrics_url.replace("/metrics", "/health"))
         .call()
@@ -534,12 +540,22 @@ fn warehouse_number(project: &Project, sql: &str) -> f64 {
 /// (counted from the topic) and dead-letters exactly the damaged ones; the
 /// warehouse's tables equal the same aggregates computed over the lake by
 /// the API's SQL, and the API's totals equal the lake's; then `down` and
-/// `up` again, and nothing is lost or counted twice.
+/// `up` again, and nothing is lost or counted twice; then a table is added
+/// to the statement file under the running stack: it fills from the whole
+/// input while the old tables keep their state (no row rewritten).
 #[test]
 fn a_burst_drains_with_no_restart_and_exactly_once() {
     const BURST: u64 = 50_000;
     let project = Project::new("burst");
-    let mut up = project.up();
+    let product = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../producer/ksql_queries.sql"
+    ))
+    .unwrap();
+    let statement_file = project.dir.path().join("mine.sql");
+    std::fs::write(&statement_file, &product).unwrap();
+    let statements = statement_file.to_str().unwrap();
+    let mut up = project.up_with(&["--sql", statements]);
     let out = project.run(&[
         "produce",
         "--count",
@@ -619,6 +635,17 @@ fn a_burst_drains_with_no_restart_and_exactly_once() {
         raw["dead_letters"], malformed,
         "the damaged records, and only they, are dead letters"
     );
+    // The engine's dead letters (one per damaged record and stream that
+    // could not read it) are shown as its topic holds them.
+    let engine_dead_letters = &status["stream_sql_dlq"]["records"];
+    assert!(
+        engine_dead_letters.as_u64().is_some_and(|n| n > 0),
+        "{status:#}"
+    );
+    assert_eq!(
+        engine_dead_letters, &status["components"]["stream_sql"]["counters"]["dead_letters"],
+        "{status:#}"
+    );
     let flat_rows = lake_rows(&status, "TRANSACTIONS_FLAT").unwrap();
     assert!(
         flat_rows >= valid,
@@ -676,7 +703,7 @@ fn a_burst_drains_with_no_restart_and_exactly_once() {
     // Down and up again: nothing lost, nothing counted twice.
     assert!(project.run(&["down"]).status.success());
     up.wait().unwrap();
-    let mut up = project.up();
+    let mut up = project.up_with(&["--sql", statements]);
     let status = project.wait_for(|s| {
         ["stream_sql", "lake_sink", "table_sink"]
             .iter()
@@ -685,6 +712,56 @@ fn a_burst_drains_with_no_restart_and_exactly_once() {
     assert_eq!(lake_rows(&status, "transaction_log"), Some(valid));
     assert_eq!(lake_rows(&status, "TRANSACTIONS_FLAT"), Some(flat_rows));
     agree("after down and up");
+
+    // A table added under the running stack fills from the whole input;
+    // the old tables keep their state: not one of their rows is rewritten.
+    let last_written = |table: &str| {
+        warehouse_number(
+            &project,
+            &format!("SELECT extract(epoch FROM max(ingestion_time))::float8 FROM {table}"),
+        )
+    };
+    let old_tables = [
+        "latest_status_par_transaction",
+        "total_par_transaction_type",
+    ];
+    let written_before: Vec<f64> = old_tables.iter().map(|t| last_written(t)).collect();
+    std::fs::write(
+        &statement_file,
+        product
+            + "\nCREATE TABLE count_par_status AS SELECT status, COUNT(*) AS n \
+               FROM transactions_flat GROUP BY status;\n",
+    )
+    .unwrap();
+    let with_status = sql(
+        &api,
+        &bearer,
+        "SELECT count(*) AS n FROM TRANSACTIONS_FLAT WHERE status IS NOT NULL",
+    )[0]["n"]
+        .as_f64()
+        .unwrap();
+    assert!(with_status > 0.0);
+    let counted = warehouse_number_eventually(
+        &project,
+        "SELECT coalesce(sum(n), 0)::float8 FROM count_par_status",
+        |n| n >= with_status,
+    );
+    assert_eq!(
+        counted, with_status,
+        "the new table counts every input once"
+    );
+    let status = project.wait_for(|s| {
+        ["stream_sql", "lake_sink", "table_sink"]
+            .iter()
+            .all(|c| s["components"][c]["lag"] == 0)
+    });
+    assert_eq!(lake_rows(&status, "TRANSACTIONS_FLAT"), Some(flat_rows));
+    let written_after: Vec<f64> = old_tables.iter().map(|t| last_written(t)).collect();
+    assert_eq!(
+        written_after, written_before,
+        "old tables were not rewritten"
+    );
+    agree("after a table was added");
     assert!(project.run(&["down"]).status.success());
     up.wait().unwrap();
 }

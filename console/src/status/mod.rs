@@ -128,6 +128,9 @@ pub struct StatusReport {
     pub warehouse: Vec<WarehouseTableStatus>,
     /// Each consumer group's position on each partition of its topics.
     pub groups: Vec<GroupOffsets>,
+    /// The stream SQL engine's dead letters: the records of its dead-letter
+    /// topic (`records` is null until the broker is read and the topic exists).
+    pub stream_sql_dlq: Option<TopicStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,6 +234,7 @@ impl StatusReport {
                 .as_ref()
                 .map(|b| b.groups.clone())
                 .unwrap_or_default(),
+            stream_sql_dlq: readings.broker.as_ref().map(|b| b.stream_sql_dlq.clone()),
         }
     }
 }

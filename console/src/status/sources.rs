@@ -95,6 +95,8 @@ pub struct BrokerReading {
     pub groups: Vec<GroupOffsets>,
     /// Each worker's lag over its topics (`None` when a topic could not be read).
     pub lags: BTreeMap<String, Option<i64>>,
+    /// The stream SQL engine's dead-letter topic and what it holds.
+    pub stream_sql_dlq: TopicStatus,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +232,16 @@ async fn read_broker(settings: &Settings, hints: &BrokerHints) -> BrokerReading 
         ("table_sink", TABLE_SINK_GROUP, hints.table_topics.clone()),
     ];
     let specs = required_topics(settings);
+    let dlq_topic = stack
+        .as_ref()
+        .and_then(|s| s.stream_sql_dlq.clone())
+        .unwrap_or_else(|| lakehouse_streamsql::runtime::DEFAULT_DLQ_TOPIC.to_string());
+    let unread = |name: &str| TopicStatus {
+        name: name.to_string(),
+        partitions: None,
+        records: None,
+    };
+    let dlq_unread = unread(&dlq_topic);
     // Every reading on one connection: a client per topic took seconds.
     let read = {
         let bootstrap = bootstrap.clone();
@@ -259,39 +271,37 @@ async fn read_broker(settings: &Settings, hints: &BrokerHints) -> BrokerReading 
                 };
                 lags.insert(worker.to_string(), lag);
             }
+            let held = |name: String| {
+                let partitions = probe.partition_count(&name);
+                let records = probe
+                    .watermarks(&name)
+                    .ok()
+                    .map(|marks| marks.iter().map(|(_, low, high)| high - low).sum());
+                TopicStatus {
+                    name,
+                    partitions,
+                    records: records.filter(|_| partitions.is_some()),
+                }
+            };
             let topics = specs
                 .into_iter()
-                .map(|spec| {
-                    let partitions = probe.partition_count(&spec.name);
-                    let records = probe
-                        .watermarks(&spec.name)
-                        .ok()
-                        .map(|marks| marks.iter().map(|(_, low, high)| high - low).sum());
-                    TopicStatus {
-                        name: spec.name,
-                        partitions,
-                        records: records.filter(|_| partitions.is_some()),
-                    }
-                })
+                .map(|spec| held(spec.name))
                 .collect::<Vec<_>>();
-            Ok::<_, String>((groups, lags, topics))
+            let dlq = held(dlq_topic);
+            Ok::<_, String>((groups, lags, topics, dlq))
         })
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r)
     };
-    let (probe, (groups, lags, topics)) = match read {
+    let (probe, (groups, lags, topics, stream_sql_dlq)) = match read {
         Ok(found) => (Ok(()), found),
         Err(e) => {
             let topics = required_topics(settings)
-                .into_iter()
-                .map(|spec| TopicStatus {
-                    name: spec.name,
-                    partitions: None,
-                    records: None,
-                })
+                .iter()
+                .map(|spec| unread(&spec.name))
                 .collect();
-            (Err(e), (Vec::new(), BTreeMap::new(), topics))
+            (Err(e), (Vec::new(), BTreeMap::new(), topics, dlq_unread))
         }
     };
     let broker = component(
@@ -306,6 +316,7 @@ async fn read_broker(settings: &Settings, hints: &BrokerHints) -> BrokerReading 
         topics,
         groups,
         lags,
+        stream_sql_dlq,
     }
 }
 

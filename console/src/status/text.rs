@@ -53,6 +53,13 @@ pub fn render_text(report: &StatusReport) -> String {
             _ => out.push_str(&format!("  topic     {}: unavailable\n", t.name)),
         }
     }
+    if let Some(dlq) = &report.stream_sql_dlq {
+        let held = match dlq.records {
+            Some(n) => format!("{n} dead letters"),
+            None => "no dead letters yet".to_string(),
+        };
+        out.push_str(&format!("  stream sql {held} (topic {})\n", dlq.name));
+    }
     for t in &report.warehouse {
         let when = t.last_update.as_deref().unwrap_or("never");
         out.push_str(&format!(

@@ -33,6 +33,7 @@ fn registered(name: &str, state: RegistryState, records: [u64; 2]) -> ComponentS
         counters: Counters {
             records_in: records[0],
             records_out: records[1],
+            latency_p95_ms: name.ends_with("sink").then_some(750),
             ..Default::default()
         },
     }
@@ -208,6 +209,11 @@ pub fn readings(step: i64, streams: usize, partitions: usize) -> Vec<Reading> {
             }],
             groups,
             lags,
+            stream_sql_dlq: TopicStatus {
+                name: "stream_sql_dlq".into(),
+                partitions: Some(1),
+                records: Some(4),
+            },
         }),
         Reading::Postgres(PostgresReading {
             postgres: component(

@@ -62,9 +62,15 @@ impl Project {
     }
 
     pub fn up(&self) -> Child {
+        self.up_with(&[])
+    }
+
+    /// `lakectl up --headless ARGS`, once every component runs.
+    pub fn up_with(&self, args: &[&str]) -> Child {
         let child = self
             .lakectl()
             .args(["up", "--headless"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

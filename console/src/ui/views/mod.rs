@@ -332,6 +332,17 @@ pub fn short_number(n: f64) -> String {
     }
 }
 
+/// A duration in milliseconds, short: `340ms`, `3.0s`, `5m`.
+pub fn short_millis(ms: i64) -> String {
+    if ms >= 120_000 {
+        format!("{}m", ms / 60_000)
+    } else if ms >= 1_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 pub fn short_bytes(n: u64) -> String {
     let n = n as f64;
     if n >= 1024.0 * 1024.0 * 1024.0 {

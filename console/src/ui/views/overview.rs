@@ -1,7 +1,7 @@
 //! Overview: each component's health (state in words and a symbol, not
 //! colour alone), restarts, records/s in and out over the last minute, lag
 //! and its last error; under it the totals: lag with its trend, the lake,
-//! the warehouse and dead letters.
+//! the warehouse, dead letters and the sinks' p95 landing latency.
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,7 +9,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
 use ratatui::Frame;
 
-use super::{short_bytes, short_number, TableData};
+use super::{short_bytes, short_millis, short_number, TableData};
 use crate::status::{ComponentState, ComponentStatus};
 use crate::ui::app::App;
 
@@ -126,8 +126,22 @@ pub fn render_summary(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Ut
         .map(|s| format!("{s}s ago"))
         .unwrap_or_else(|| "none".into());
     let lake_dead_letters: u64 = report.lake.iter().map(|t| t.dead_letters).sum();
+    let stream_sql_dead_letters = report
+        .stream_sql_dlq
+        .as_ref()
+        .and_then(|t| t.records)
+        .unwrap_or(0);
     let warehouse_dead_letters: u64 = report.warehouse.iter().map(|t| t.dead_letters).sum();
     let warehouse_rows: i64 = report.warehouse.iter().map(|t| t.rows).sum();
+    let landing_p95 = |sink: &str| {
+        report
+            .components
+            .get(sink)
+            .and_then(|c| c.counters.as_ref())
+            .and_then(|n| n.latency_p95_ms)
+            .map(short_millis)
+            .unwrap_or_else(|| "-".into())
+    };
     let lines = vec![
         Line::from(format!(
             "lag {}  {}",
@@ -146,11 +160,12 @@ pub fn render_summary(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Ut
             short_number(warehouse_rows as f64)
         )),
         Line::from(format!(
-            "dead letters: lake {lake_dead_letters}, warehouse {warehouse_dead_letters}"
+            "dead letters: lake {lake_dead_letters}, stream SQL {stream_sql_dead_letters}, warehouse {warehouse_dead_letters}"
         )),
         Line::from(format!(
-            "lag trend (last {} readings) →",
-            app.lag.totals().len()
+            "landing p95 (last minute): lake {}, warehouse {}",
+            landing_p95("lake_sink"),
+            landing_p95("table_sink")
         )),
     ];
     frame.render_widget(Paragraph::new(lines), text_area);
