@@ -18,9 +18,16 @@ record timestamp; in the warehouse, the `ingestion_time` of a transaction's
 `latest_status_par_transaction` row (set in the committing transaction)
 minus the record timestamp.
 
+With `--api-qps Q` the steady runs also query the API server of the same
+stack Q times a second (round robin: a filtered page of the raw lake, a
+page of TRANSACTIONS_FLAT, an SQL aggregate, the spent-recently and
+top-products metrics, a warehouse page, API 1's products, a search), and
+print its latency percentiles and errors per rate.
+
     cargo build --release -p lakectl
     scripts/bench_pipeline.py [--lakectl target/release/lakectl] [--bursts 10000,50000,200000]
     scripts/bench_pipeline.py --bursts '' --steady-rates 500,1000 --minutes 5
+    scripts/bench_pipeline.py --bursts '' --steady-rates 350 --minutes 5 --api-qps 20
 
 Each run starts a fresh stack, so the broker's database starts empty.
 """
@@ -33,7 +40,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -74,6 +84,7 @@ class Stack:
         self.env.update(
             LAKEHOUSE_KAFKA_PORT=str(free_port()),
             LAKEHOUSE_POSTGRES_PORT=str(free_port()),
+            LAKEHOUSE_API_LISTEN=f"127.0.0.1:{free_port()}",
             LAKEHOUSE_SQL=os.path.join(ROOT, "producer", "ksql_queries.sql"),
         )
         for key in ("LAKEHOUSE_KAFKA_BOOTSTRAP", "LAKEHOUSE_POSTGRES_URL"):
@@ -119,6 +130,75 @@ class Stack:
         self.run("down")
         self.up.wait(timeout=120)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+API_QUERIES = [
+    ("GET", "/api/v2/datasets/transaction_log?page_size=50&payment_method=credit_card&amount_gt=100", None),
+    ("GET", "/api/v2/datasets/TRANSACTIONS_FLAT?page_size=100&fields=transaction_id,amount,status", None),
+    ("POST", "/api/v2/sql", {"query": "SELECT transaction_type, count(*) AS n, sum(amount) AS total "
+                                      "FROM TRANSACTIONS_FLAT GROUP BY transaction_type"}),
+    ("GET", "/api/v2/metrics/spent-recently?minutes=5", None),
+    ("GET", "/api/v2/metrics/top-products?limit=10", None),
+    ("GET", "/api/v2/warehouse/total_par_transaction_type?page_size=20", None),
+    ("GET", "/api/v1/products?page=1", None),
+    ("GET", "/api/v2/search?q=laptop", None),
+]
+
+
+class ApiLoad:
+    """Queries the stack's API `qps` times a second on a thread of its own."""
+
+    def __init__(self, stack, qps):
+        self.base = "http://" + stack.env["LAKEHOUSE_API_LISTEN"]
+        self.bearer = self.admin_bearer(stack)
+        self.qps = qps
+        self.latencies = []
+        self.errors = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def admin_bearer(self, stack):
+        added = subprocess.run(
+            [stack.lakectl, "user", "add", "bench", "--admin", "--password-stdin"],
+            cwd=stack.dir, env=stack.env, input="a long bench passphrase\n",
+            capture_output=True, text=True,
+        )
+        if added.returncode != 0:
+            raise SystemExit(added.stderr)
+        token = self.call("POST", "/api/token", {"username": "bench", "password": "a long bench passphrase"}, None)
+        return "Bearer " + token["access_token"]
+
+    def call(self, method, path, body, bearer):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if bearer:
+            request.add_header("Authorization", bearer)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read() or b"{}")
+
+    def run(self):
+        i = 0
+        interval = 1.0 / self.qps
+        next_at = time.time()
+        while not self.stop.is_set():
+            method, path, body = API_QUERIES[i % len(API_QUERIES)]
+            i += 1
+            started = time.time()
+            try:
+                self.call(method, path, body, self.bearer)
+                self.latencies.append(time.time() - started)
+            except (urllib.error.URLError, OSError, ValueError):
+                self.errors += 1
+            next_at += interval
+            self.stop.wait(max(0.0, next_at - time.time()))
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return {"queries": len(self.latencies) + self.errors, "errors": self.errors,
+                "latency": percentiles(self.latencies)}
 
 
 def lake_rows(status, topic):
@@ -211,9 +291,10 @@ def warehouse_latencies(stack, produced):
     return latencies
 
 
-def steady(lakectl, rate, minutes):
+def steady(lakectl, rate, minutes, api_qps):
     stack = Stack(lakectl)
     try:
+        api = ApiLoad(stack, api_qps) if api_qps else None
         cpu0 = {name: cpu_seconds(pid) for name, pid in stack.pids.items()}
         seconds = int(minutes * 60)
         producer = subprocess.Popen(
@@ -228,6 +309,7 @@ def steady(lakectl, rate, minutes):
             lags = [comps.get(c, {}).get("lag") or 0 for c in ("stream_sql", "lake_sink", "table_sink")]
             samples.append((time.time() - started, max(lags), lake_rows(status, "transaction_log")))
             time.sleep(5)
+        api_result = api.finish() if api else None
         summary = json.loads(producer.stdout.read() or "{}")
         sent = summary.get("delivered", 0)
         cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in stack.pids.items()}
@@ -257,6 +339,7 @@ def steady(lakectl, rate, minutes):
             "warehouse": percentiles(wh_lat),
             "cpu": {k: v / elapsed for k, v in cpu.items()},
             "rss": {name: peak_rss_mib(pid) for name, pid in stack.pids.items()},
+            "api": api_result,
         }
     finally:
         stack.down()
@@ -268,10 +351,12 @@ def main():
     parser.add_argument("--bursts", default="10000,50000,200000")
     parser.add_argument("--steady-rates", default="")
     parser.add_argument("--minutes", type=float, default=5)
+    parser.add_argument("--api-qps", type=float, default=0,
+                        help="also query the API this many times a second during the steady runs")
     args = parser.parse_args()
     rates = [int(r) for r in args.steady_rates.split(",") if r]
     if rates:
-        runs = [steady(args.lakectl, r, args.minutes) for r in rates]
+        runs = [steady(args.lakectl, r, args.minutes, args.api_qps) for r in rates]
         print("| rate/s | minutes | sent | max lag 1st min | max lag last min | landed/s 1st min | landed/s last min | last/first | lake p50/p95/p99 s | warehouse p50/p95/p99 s |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
         for r in runs:
@@ -287,6 +372,14 @@ def main():
             for name, share in r["cpu"].items():
                 print(f"| {r['rate']} | {name} | {share:.2f} | {r['rss'][name]:.0f} |")
         print()
+        if args.api_qps:
+            print(f"| rate/s | API queries ({args.api_qps:g}/s asked) | errors | p50 ms | p95 ms | p99 ms |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            for r in runs:
+                a = r["api"]
+                lat = "|".join(f" {1000 * a['latency'][p]:.1f} " for p in (50, 95, 99))
+                print(f"| {r['rate']} | {a['queries']:,} | {a['errors']} |{lat}|")
+            print()
     counts = [int(n) for n in args.bursts.split(",") if n]
     if not counts:
         return
