@@ -53,13 +53,7 @@ pub fn supervise(
     let stop = stop_on_signals()?;
     tracing::info!("{}: {}", job.name, job.summary);
     let registry = crate::registry::Registry::default();
-    let _metrics = match metrics.metrics_listen {
-        Some(listen) => Some(
-            crate::metrics_http::MetricsServer::start(listen, registry.clone())
-                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {listen}: {e}"))?,
-        ),
-        None => None,
-    };
+    let _metrics = serve_metrics(metrics, &registry)?;
     let backoff = crate::supervisor::Backoff::default();
     let result = crate::supervisor::run_one(&job, &stop, &backoff, &registry);
     tracing::info!(component = ?registry.get(job.name), "{} stopped", job.name);
@@ -92,13 +86,7 @@ pub fn supervise_following(
     let stop = stop_on_signals()?;
     tracing::info!(component = name, file = %path.display(), "{}: {}", name, job.summary);
     let registry = crate::registry::Registry::default();
-    let _metrics = match metrics.metrics_listen {
-        Some(listen) => Some(
-            crate::metrics_http::MetricsServer::start(listen, registry.clone())
-                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {listen}: {e}"))?,
-        ),
-        None => None,
-    };
+    let _metrics = serve_metrics(metrics, &registry)?;
     let mut workers =
         crate::supervisor::Supervisor::new(registry.clone(), crate::supervisor::Backoff::default());
     workers.start(job);
@@ -138,6 +126,20 @@ pub fn supervise_following(
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// The metrics and health endpoint over `registry`, where `--metrics-listen` asks for one.
+fn serve_metrics(
+    metrics: &crate::metrics_http::MetricsArgs,
+    registry: &crate::registry::Registry,
+) -> anyhow::Result<Option<crate::metrics_http::MetricsServer>> {
+    metrics
+        .metrics_listen
+        .map(|listen| {
+            crate::metrics_http::MetricsServer::start(listen, registry.clone())
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {listen}: {e}"))
+        })
+        .transpose()
 }
 
 /// Prints the error chain and exits 1, or returns.

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lakehouse::kafka::{client_config, ensure_topics, TopicSpec};
+use lakehouse::kafka::{client_config, TopicSpec};
 use lakehouse_testkit::{
     block_on, read_topic, stdout_of, terminate, wait_until_consumed, Broker, ScratchDir,
     TestContext,
@@ -136,13 +136,8 @@ fn line_of<'a>(report: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn a_changed_file_keeps_unchanged_state_builds_new_statements_and_rebuilds_changed_ones() {
-    let broker = Broker::start();
+    let broker = Broker::start_with_topics(&[TopicSpec::new("changes_in", 2)]);
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(
-        &bootstrap,
-        &[TopicSpec::new("changes_in", 2)],
-    ))
-    .unwrap();
     let dir = ScratchDir::new("stream-sql-changes");
     let before = dir.path().join("before.sql");
     let after = dir.path().join("after.sql");
@@ -275,13 +270,8 @@ fn warehouse_values(url: &str, sql: &str) -> BTreeMap<String, u64> {
 /// a file that does not plan is refused and the workers run on.
 #[test]
 fn the_worker_binaries_follow_their_statement_file() {
-    let broker = Broker::start();
+    let broker = Broker::start_with_topics(&[TopicSpec::new("changes_in", 2)]);
     let bootstrap = broker.bootstrap();
-    block_on(ensure_topics(
-        &bootstrap,
-        &[TopicSpec::new("changes_in", 2)],
-    ))
-    .unwrap();
     let mut ctx = TestContext::new("follow-file");
     let url = ctx.database();
     let dir = ScratchDir::new("stream-sql-follow");
