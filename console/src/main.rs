@@ -197,6 +197,8 @@ enum StreamSqlCommand {
         #[command(flatten)]
         app: lakehouse_workers::stream_sql::AppIdArg,
         #[command(flatten)]
+        new_statements: lakehouse_workers::stream_sql::NewStatementsArg,
+        #[command(flatten)]
         file_arg: ConfigFileArg,
         #[command(flatten)]
         state: StateDirArg,
@@ -344,14 +346,25 @@ fn run(cli: Cli) -> Result<()> {
             up(&settings, &options, refresh)
         }
         Some(Command::StreamSql {
-            command: StreamSqlCommand::Check {
-                file, json, app, ..
-            },
+            command:
+                StreamSqlCommand::Check {
+                    file,
+                    json,
+                    app,
+                    new_statements,
+                    ..
+                },
         }) => {
             let plan = lakehouse_streamsql::load_file(&file)?;
             println!(
                 "{}",
-                lakehouse_workers::stream_sql::check_report(&plan, json, &settings.state_dir, &app)
+                lakehouse_workers::stream_sql::check_report(
+                    &plan,
+                    json,
+                    &settings.state_dir,
+                    &app,
+                    &new_statements
+                )
             );
             Ok(())
         }

@@ -104,7 +104,10 @@ impl Stack {
             print!(
                 "{}: {}",
                 sql.display(),
-                lakehouse_streamsql::statements::describe_changes(&changes)
+                lakehouse_streamsql::statements::describe_changes(
+                    &changes,
+                    engine.new_statements_from
+                )
             );
         }
         let prerequisites = check_prerequisites(settings)?;
@@ -425,7 +428,9 @@ impl Stack {
         let engine_args = &self.statements.engine;
         let engine = engine_args.config(&settings.kafka_bootstrap(), &settings.state_dir);
         let changes = lakehouse_streamsql::runtime::pending_changes(&engine, &plan)?;
-        for line in lakehouse_streamsql::statements::describe_changes(&changes).lines() {
+        let described =
+            lakehouse_streamsql::statements::describe_changes(&changes, engine.new_statements_from);
+        for line in described.lines() {
             tracing::info!(change = line.trim(), "statement file");
         }
         let url = settings

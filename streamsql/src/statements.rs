@@ -220,8 +220,10 @@ pub fn is_noop(changes: &[StatementChange]) -> bool {
     changes.iter().all(|c| c.change == Change::Unchanged)
 }
 
-/// The diff as `stream-sql check` prints it.
-pub fn describe_changes(changes: &[StatementChange]) -> String {
+/// The diff as `stream-sql check` prints it, for new statements starting
+/// `from` the start or the end of their input.
+pub fn describe_changes(changes: &[StatementChange], from: crate::runtime::StartFrom) -> String {
+    let latest = from == crate::runtime::StartFrom::Latest;
     if is_noop(changes) {
         return "against the checkpoint: no change; every statement keeps its state\n".into();
     }
@@ -229,7 +231,13 @@ pub fn describe_changes(changes: &[StatementChange]) -> String {
     for c in changes {
         let what = match (c.change, c.kind) {
             (Change::Unchanged, _) => "unchanged, keeps its state and position",
+            (Change::New, StatementKind::Source) if latest => {
+                "new source, read from its end (--new-statements-from latest)"
+            }
             (Change::New, StatementKind::Source) => "new source, read from its beginning",
+            (Change::New, _) if latest => {
+                "new, starts empty on what arrives from now on (--new-statements-from latest)"
+            }
             (Change::New, _) => "new, built from the start of its input",
             (Change::Rebuilt, _) => {
                 "changed, rebuilt from the start of its input (state dropped, keys it no longer produces deleted)"
@@ -314,7 +322,7 @@ mod tests {
         assert_eq!(change_of(&changes, "big"), Change::Replaced);
         assert_eq!(change_of(&changes, "big_per_kind"), Change::Rebuilt);
         assert_eq!(change_of(&changes, "per_kind"), Change::Unchanged);
-        let text = describe_changes(&changes);
+        let text = describe_changes(&changes, crate::runtime::StartFrom::Earliest);
         assert!(
             text.contains("BIG_PER_KIND") && text.contains("rebuilt"),
             "{text}"

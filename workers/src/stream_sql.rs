@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lakehouse_streamsql::runtime::{self, RuntimeConfig};
+use lakehouse_streamsql::runtime::{self, RuntimeConfig, StartFrom};
 use lakehouse_streamsql::{statements, Plan};
 
 /// Which engine's checkpoint: its consumer group and checkpoint name.
@@ -19,10 +19,31 @@ pub struct AppIdArg {
     pub app_id: String,
 }
 
+/// Where statements new to the checkpoint start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NewStatementsArg {
+    /// Where a statement new to the checkpoint starts: earliest (built from
+    /// the start of its input) or latest (only what arrives from now on, as
+    /// ksqlDB's auto.offset.reset=latest). A changed table is rebuilt from
+    /// the start of its input either way.
+    #[arg(
+        long,
+        env = "LAKEHOUSE_STREAM_SQL_NEW_STATEMENTS_FROM",
+        default_value = "earliest",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["earliest", "latest"]),
+            |s| s.parse::<StartFrom>().expect("one of the possible values")
+        )
+    )]
+    pub new_statements_from: StartFrom,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct StreamSqlArgs {
     #[command(flatten)]
     pub app: AppIdArg,
+    #[command(flatten)]
+    pub new_statements: NewStatementsArg,
     /// Topic for records that cannot be decoded.
     #[arg(long, env = "LAKEHOUSE_STREAM_SQL_DLQ_TOPIC", default_value = runtime::DEFAULT_DLQ_TOPIC)]
     pub dlq_topic: String,
@@ -57,6 +78,7 @@ impl StreamSqlArgs {
         config.checkpoint_interval = Duration::from_millis(self.checkpoint_ms);
         config.reset_state = self.reset_state;
         config.threads = self.threads;
+        config.new_statements_from = self.new_statements.new_statements_from;
         config
     }
 }
@@ -70,7 +92,13 @@ pub fn engine_state_dir(state_dir: &Path) -> std::path::PathBuf {
 /// on it would do to the checkpoint of engine `app` under `state_dir`
 /// (which statements keep their state, which are built or rebuilt, which
 /// stop). Nothing is changed.
-pub fn check_report(plan: &Plan, json: bool, state_dir: &Path, app: &AppIdArg) -> String {
+pub fn check_report(
+    plan: &Plan,
+    json: bool,
+    state_dir: &Path,
+    app: &AppIdArg,
+    new_statements: &NewStatementsArg,
+) -> String {
     let report = lakehouse_streamsql::plan::check_report(plan, json);
     if json {
         return report;
@@ -86,7 +114,7 @@ pub fn check_report(plan: &Plan, json: bool, state_dir: &Path, app: &AppIdArg) -
         Ok(changes) => format!(
             "{}: {}",
             path.display(),
-            statements::describe_changes(&changes)
+            statements::describe_changes(&changes, new_statements.new_statements_from)
         ),
         Err(e) => format!("{}: cannot be read ({e})\n", path.display()),
     };

@@ -381,3 +381,93 @@ fn the_worker_binaries_follow_their_statement_file() {
         "each worker refused the broken file in its log ({refused})"
     );
 }
+
+/// `--new-statements-from latest`: a statement added to the file starts
+/// empty on what arrives from then on (as ksqlDB's
+/// `auto.offset.reset=latest`), `stream-sql check` says so, and the
+/// unchanged statements carry on over all the input.
+#[test]
+fn a_new_statement_can_start_from_the_latest_offset() {
+    let broker = Broker::start_with_topics(&[TopicSpec::new("changes_in", 2)]);
+    let bootstrap = broker.bootstrap();
+    let dir = ScratchDir::new("stream-sql-latest");
+    let before = dir.path().join("before.sql");
+    let after = dir.path().join("after.sql");
+    std::fs::write(&before, BEFORE).unwrap();
+    std::fs::write(
+        &after,
+        format!("{BEFORE}\nCREATE TABLE n_per_kind AS SELECT kind, COUNT(*) AS n FROM t GROUP BY kind;\n"),
+    )
+    .unwrap();
+    produce(&bootstrap, 0..600);
+    run_until_consumed(&bootstrap, dir.path(), &before);
+
+    let report = String::from_utf8(stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_stream-sql"))
+            .args([
+                "check",
+                after.to_str().unwrap(),
+                "--new-statements-from",
+                "latest",
+            ])
+            .env("LAKEHOUSE_STATE_DIR", dir.path().join("state")),
+    ))
+    .unwrap();
+    assert!(
+        line_of(&report, "N_PER_KIND").contains("starts empty on what arrives from now on"),
+        "{report}"
+    );
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_stream-sql"))
+        .args(["run", after.to_str().unwrap(), "--checkpoint-ms", "200"])
+        .env("LAKEHOUSE_STREAM_SQL_NEW_STATEMENTS_FROM", "latest")
+        .env("LAKEHOUSE_KAFKA_BOOTSTRAP", &bootstrap)
+        .env("LAKEHOUSE_STATE_DIR", dir.path().join("state"))
+        .env("LAKEHOUSE_LOG_DIR", dir.path().join("log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Started (its topic exists) before the new input arrives.
+    support::wait_for("the new table's topic", Duration::from_secs(60), || {
+        lakehouse::kafka::partition_count(&bootstrap, "N_PER_KIND")
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    produce(&bootstrap, 600..750);
+    wait_until_consumed(
+        &bootstrap,
+        "lakehouse_stream_sql",
+        "changes_in",
+        Duration::from_secs(120),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    terminate(&engine);
+    assert!(engine.wait().unwrap().success());
+
+    let counts = |range: std::ops::Range<u64>| {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for i in range {
+            *out.entry(record(i).2.to_string()).or_default() += 1;
+        }
+        out
+    };
+    let as_counts = |topic: &str, column: &str| {
+        final_values(&bootstrap, topic)
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v[column].as_u64().unwrap())))
+            .collect::<BTreeMap<String, u64>>()
+    };
+    assert_eq!(
+        as_counts("N_PER_KIND", "N"),
+        counts(600..750),
+        "only the new input"
+    );
+    let totals: u64 = as_counts("PER_KIND", "TOTAL").values().sum();
+    assert_eq!(
+        totals,
+        (0..750).map(|i| record(i).1).sum::<u64>(),
+        "all of it"
+    );
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use lakehouse::{ConfigArgs, ConfigFileArg, KafkaArgs, LogDirArg, StateDirArg};
-use lakehouse_workers::stream_sql::{check_report, AppIdArg, StreamSqlArgs};
+use lakehouse_workers::stream_sql::{check_report, AppIdArg, NewStatementsArg, StreamSqlArgs};
 
 // Many small allocations per record; mimalloc measured ~20% faster than glibc's here.
 #[global_allocator]
@@ -32,6 +32,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         app: AppIdArg,
+        #[command(flatten)]
+        new_statements: NewStatementsArg,
         #[command(flatten)]
         file_arg: ConfigFileArg,
         #[command(flatten)]
@@ -70,6 +72,7 @@ fn run(cli: Cli) -> Result<()> {
             file,
             json,
             app,
+            new_statements,
             file_arg,
             state,
         } => {
@@ -80,7 +83,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             .resolve()?;
             let plan = lakehouse_streamsql::load_file(&file)?;
-            println!("{}", check_report(&plan, json, &settings.state_dir, &app));
+            println!(
+                "{}",
+                check_report(&plan, json, &settings.state_dir, &app, &new_statements)
+            );
             Ok(())
         }
         Command::Run {
@@ -113,7 +119,11 @@ fn run(cli: Cli) -> Result<()> {
                 &file,
                 |plan, _| {
                     let changes = lakehouse_streamsql::runtime::pending_changes(&config, &plan)?;
-                    for line in lakehouse_streamsql::statements::describe_changes(&changes).lines()
+                    for line in lakehouse_streamsql::statements::describe_changes(
+                        &changes,
+                        config.new_statements_from,
+                    )
+                    .lines()
                     {
                         tracing::info!(change = line.trim(), "statement file");
                     }
