@@ -154,6 +154,7 @@ class ApiLoad:
         self.qps = qps
         self.latencies = []
         self.errors = 0
+        self.error_kinds = {}  # (path, status or exception name) -> count
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -189,8 +190,14 @@ class ApiLoad:
             try:
                 self.call(method, path, body, self.bearer)
                 self.latencies.append(time.time() - started)
-            except (urllib.error.URLError, OSError, ValueError):
+            except urllib.error.HTTPError as e:
                 self.errors += 1
+                kind = (path.split("?")[0], e.code)
+                self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                self.errors += 1
+                kind = (path.split("?")[0], type(e).__name__)
+                self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
             next_at += interval
             self.stop.wait(max(0.0, next_at - time.time()))
 
@@ -198,7 +205,7 @@ class ApiLoad:
         self.stop.set()
         self.thread.join()
         return {"queries": len(self.latencies) + self.errors, "errors": self.errors,
-                "latency": percentiles(self.latencies)}
+                "error_kinds": self.error_kinds, "latency": percentiles(self.latencies)}
 
 
 def lake_rows(status, topic):
@@ -379,6 +386,10 @@ def main():
                 a = r["api"]
                 lat = "|".join(f" {1000 * a['latency'][p]:.1f} " for p in (50, 95, 99))
                 print(f"| {r['rate']} | {a['queries']:,} | {a['errors']} |{lat}|")
+            print()
+            for r in runs:
+                for (path, kind), n in sorted(r["api"]["error_kinds"].items()):
+                    print(f"  {r['rate']}/s: {n} x {kind} from {path}")
             print()
     counts = [int(n) for n in args.bursts.split(",") if n]
     if not counts:
