@@ -74,9 +74,10 @@ fn produce(bootstrap: &str, range: std::ops::Range<u64>) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn engine(bootstrap: &str, dir: &Path, sql: &Path) -> Child {
+fn engine(bootstrap: &str, dir: &Path, sql: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_stream-sql"))
         .args(["run", sql.to_str().unwrap(), "--checkpoint-ms", "200"])
+        .args(extra)
         .env("LAKEHOUSE_KAFKA_BOOTSTRAP", bootstrap)
         .env("LAKEHOUSE_STATE_DIR", dir.join("state"))
         .env("LAKEHOUSE_LOG_DIR", dir.join("log"))
@@ -88,7 +89,11 @@ fn engine(bootstrap: &str, dir: &Path, sql: &Path) -> Child {
 }
 
 fn run_until_consumed(bootstrap: &str, dir: &Path, sql: &Path) {
-    let mut child = engine(bootstrap, dir, sql);
+    stop_once_consumed(bootstrap, engine(bootstrap, dir, sql, &[]));
+}
+
+/// Stops `child` gracefully once it has consumed all of the input.
+fn stop_once_consumed(bootstrap: &str, mut child: Child) {
     wait_until_consumed(
         bootstrap,
         "lakehouse_stream_sql",
@@ -101,10 +106,11 @@ fn run_until_consumed(bootstrap: &str, dir: &Path, sql: &Path) {
     assert!(child.wait().unwrap().success(), "graceful stop");
 }
 
-fn check(dir: &Path, sql: &Path) -> String {
+fn check(dir: &Path, sql: &Path, extra: &[&str]) -> String {
     let out = stdout_of(
         Command::new(env!("CARGO_BIN_EXE_stream-sql"))
             .args(["check", sql.to_str().unwrap()])
+            .args(extra)
             .env("LAKEHOUSE_STATE_DIR", dir.join("state")),
     );
     String::from_utf8(out).unwrap()
@@ -144,14 +150,14 @@ fn a_changed_file_keeps_unchanged_state_builds_new_statements_and_rebuilds_chang
     std::fs::write(&before, BEFORE).unwrap();
     std::fs::write(&after, AFTER).unwrap();
 
-    assert!(check(dir.path(), &before).contains("every statement starts from the beginning"));
+    assert!(check(dir.path(), &before, &[]).contains("every statement starts from the beginning"));
     produce(&bootstrap, 0..1_500);
     run_until_consumed(&bootstrap, dir.path(), &before);
     let per_kind_records_before = read_topic(&bootstrap, "PER_KIND").len();
     assert_eq!(per_kind_records_before, 1_500, "one update per input");
-    assert!(check(dir.path(), &before).contains("no change"));
+    assert!(check(dir.path(), &before, &[]).contains("no change"));
 
-    let report = check(dir.path(), &after);
+    let report = check(dir.path(), &after, &[]);
     assert!(
         line_of(&report, "PER_KIND").contains("unchanged"),
         "{report}"
@@ -168,13 +174,13 @@ fn a_changed_file_keeps_unchanged_state_builds_new_statements_and_rebuilds_chang
 
     // The changed file, killed during its catch-up, then run to the end
     // while more input arrives.
-    let mut first = engine(&bootstrap, dir.path(), &after);
+    let mut first = engine(&bootstrap, dir.path(), &after, &[]);
     std::thread::sleep(Duration::from_millis(1_500));
     first.kill().unwrap();
     first.wait().unwrap();
     produce(&bootstrap, 1_500..2_400);
     run_until_consumed(&bootstrap, dir.path(), &after);
-    assert!(check(dir.path(), &after).contains("no change"));
+    assert!(check(dir.path(), &after, &[]).contains("no change"));
 
     let all: Vec<(String, u64, &str)> = (0..2_400).map(record).collect();
     let reference = |keep: &dyn Fn(u64, &str) -> bool, sum: bool| {
@@ -402,31 +408,13 @@ fn a_new_statement_can_start_from_the_latest_offset() {
     produce(&bootstrap, 0..600);
     run_until_consumed(&bootstrap, dir.path(), &before);
 
-    let report = String::from_utf8(stdout_of(
-        Command::new(env!("CARGO_BIN_EXE_stream-sql"))
-            .args([
-                "check",
-                after.to_str().unwrap(),
-                "--new-statements-from",
-                "latest",
-            ])
-            .env("LAKEHOUSE_STATE_DIR", dir.path().join("state")),
-    ))
-    .unwrap();
+    let latest = ["--new-statements-from", "latest"];
+    let report = check(dir.path(), &after, &latest);
     assert!(
         line_of(&report, "N_PER_KIND").contains("starts empty on what arrives from now on"),
         "{report}"
     );
-    let mut engine = Command::new(env!("CARGO_BIN_EXE_stream-sql"))
-        .args(["run", after.to_str().unwrap(), "--checkpoint-ms", "200"])
-        .env("LAKEHOUSE_STREAM_SQL_NEW_STATEMENTS_FROM", "latest")
-        .env("LAKEHOUSE_KAFKA_BOOTSTRAP", &bootstrap)
-        .env("LAKEHOUSE_STATE_DIR", dir.path().join("state"))
-        .env("LAKEHOUSE_LOG_DIR", dir.path().join("log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let engine = engine(&bootstrap, dir.path(), &after, &latest);
     // Started (its topic exists) before the new input arrives.
     support::wait_for("the new table's topic", Duration::from_secs(60), || {
         lakehouse::kafka::partition_count(&bootstrap, "N_PER_KIND")
@@ -436,15 +424,7 @@ fn a_new_statement_can_start_from_the_latest_offset() {
     });
     std::thread::sleep(Duration::from_secs(1));
     produce(&bootstrap, 600..750);
-    wait_until_consumed(
-        &bootstrap,
-        "lakehouse_stream_sql",
-        "changes_in",
-        Duration::from_secs(120),
-    );
-    std::thread::sleep(Duration::from_millis(600));
-    terminate(&engine);
-    assert!(engine.wait().unwrap().success());
+    stop_once_consumed(&bootstrap, engine);
 
     let counts = |range: std::ops::Range<u64>| {
         let mut out: BTreeMap<String, u64> = BTreeMap::new();
